@@ -1,0 +1,445 @@
+"""Talking to one provider: the authorization URL, and every request to the token and revocation
+endpoints. No Flask import.
+
+There is exactly one place that sends a token request (:meth:`ProviderClient.request_token`: client
+authentication, ``token_params``, timeout, no redirects, a size cap) and one place that turns the
+answer into a :class:`~flask_oauth2_client.token.Token` (:func:`parse_token_response`). Each grant is
+a few fields on top of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+from urllib.parse import quote
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
+
+import requests
+
+from .config import ProviderConfig
+from .errors import InvalidTokenResponse
+from .errors import ProviderUnavailable
+from .errors import TokenError
+from .token import Token
+from .token import format_scope
+from .token import parse_scope
+
+__all__ = ["MAX_RESPONSE_BYTES", "ProviderClient", "parse_token_response"]
+
+log = logging.getLogger("flask_oauth2_client")
+
+#: Token, metadata and JWKS answers larger than this are refused (SECURITY.md P-24).
+MAX_RESPONSE_BYTES = 1024 * 1024
+_KNOWN_FIELDS = frozenset({"access_token", "token_type", "expires_in", "refresh_token", "scope", "id_token"})
+
+
+class ProviderClient:
+    """The protocol client of one provider. Thread-safe; holds one pooled :class:`requests.Session`.
+
+    :param config: the provider's validated configuration.
+    :param timeout: seconds for connecting and for reading each answer; never ``None``.
+    :param http: a session to use instead of a new one (for tests or custom adapters).
+    """
+
+    def __init__(self, config: ProviderConfig, *, timeout: float, http: requests.Session | None = None) -> None:
+        self.config = config
+        self.timeout = timeout
+        self.http = http or _new_session()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- the authorization request ------------------------------------------------------------
+
+    def authorization_url(
+        self,
+        *,
+        redirect_uri: str,
+        state: str,
+        code_challenge: str | None,
+        scopes: Iterable[str] | None = None,
+        response_type: str = "code",
+        extra: Mapping[str, str] | None = None,
+    ) -> str:
+        """The URL of the authorization endpoint for one authorization request (RFC 6749 §4.1.1,
+        RFC 7636 §4.3). ``extra`` parameters come after the configured ``authorize_params``."""
+        cfg = self.config
+        if cfg.authorize_url is None:
+            raise ValueError(f"provider {cfg.name!r} has no authorize_url")
+        params: dict[str, str] = {
+            "response_type": response_type,
+            "client_id": cfg.client_id,
+            "redirect_uri": redirect_uri,
+        }
+        scope = format_scope(cfg.scopes if scopes is None else scopes, cfg.scope_separator)
+        if scope:
+            params["scope"] = scope
+        params["state"] = state
+        if code_challenge is not None:
+            params["code_challenge"] = code_challenge
+            params["code_challenge_method"] = "S256"
+        params.update(cfg.authorize_params)
+        params.update(extra or {})
+        parts = urlsplit(cfg.authorize_url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        query = [(k, v) for k, v in query if k not in params] + list(params.items())
+        return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+    # -- the token endpoint -------------------------------------------------------------------
+
+    def exchange_code(self, code: str, *, redirect_uri: str, code_verifier: str | None) -> Token:
+        """Exchange an authorization code (RFC 6749 §4.1.3), with the PKCE verifier."""
+        fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        if code_verifier is not None:
+            fields["code_verifier"] = code_verifier
+        return self.request_token(fields)
+
+    def refresh(self, refresh_token: str, *, scopes: Iterable[str] | None = None) -> Token:
+        """Use a refresh token (RFC 6749 §6). When the answer has no new refresh token, the one
+        used stays valid and is kept in the returned token."""
+        fields = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if scopes:
+            fields["scope"] = format_scope(scopes, self.config.scope_separator)
+        token = self.request_token(fields, requested_scopes=scopes)
+        if token.refresh_token is None:
+            token = token.replace(refresh_token=refresh_token)
+        return token
+
+    def client_credentials(self, *, scopes: Iterable[str] | None = None) -> Token:
+        """Get an application token with the client_credentials grant (RFC 6749 §4.4)."""
+        fields = {"grant_type": "client_credentials"}
+        chosen = self.config.scopes if scopes is None else tuple(scopes)
+        if chosen:
+            fields["scope"] = format_scope(chosen, self.config.scope_separator)
+        return self.request_token(fields, requested_scopes=chosen)
+
+    def password(self, username: str, password: str, *, scopes: Iterable[str] | None = None) -> Token:
+        """The legacy resource owner password credentials grant (RFC 6749 §4.3)."""
+        fields = {"grant_type": "password", "username": username, "password": password}
+        chosen = self.config.scopes if scopes is None else tuple(scopes)
+        if chosen:
+            fields["scope"] = format_scope(chosen, self.config.scope_separator)
+        return self.request_token(fields, requested_scopes=chosen)
+
+    def request_token(self, fields: Mapping[str, str], *, requested_scopes: Iterable[str] | None = None) -> Token:
+        """Send one token request with client authentication and parse the answer.
+
+        :raises TokenError: the provider answered with an OAuth error.
+        :raises InvalidTokenResponse: the answer is not a usable token.
+        :raises ProviderUnavailable: network failure, timeout or a 5xx answer.
+        """
+        cfg = self.config
+        if cfg.token_url is None:
+            raise ValueError(f"provider {cfg.name!r} has no token_url")
+        grant_type = fields.get("grant_type", "?")
+        status, content_type, body = self._post(cfg.token_url, self._authenticated(fields), what="token endpoint")
+        log.debug("token request grant_type=%s provider=%s answered %s", grant_type, cfg.name, status)
+        scopes = cfg.scopes if requested_scopes is None else tuple(requested_scopes)
+        return parse_token_response(status, content_type, body, provider=cfg.name, requested_scopes=scopes)
+
+    # -- revocation (RFC 7009) ----------------------------------------------------------------
+
+    def revoke(self, token: str, *, token_type_hint: str | None = None) -> None:
+        """Revoke *token* at the revocation endpoint. A 200 (even for an unknown token) is success.
+
+        :raises TokenError: the endpoint answered with an OAuth error.
+        :raises ProviderUnavailable: network failure, timeout or a 5xx answer.
+        """
+        cfg = self.config
+        if cfg.revocation_url is None:
+            raise ValueError(f"provider {cfg.name!r} has no revocation_url")
+        fields = {"token": token}
+        if token_type_hint:
+            fields["token_type_hint"] = token_type_hint
+        status, content_type, body = self._post(cfg.revocation_url, self._authenticated(fields), what="revocation")
+        log.debug("revocation provider=%s answered %s", cfg.name, status)
+        if status == 200:
+            return
+        _raise_for_error_answer(status, content_type, body, provider=cfg.name, what="revocation endpoint")
+        raise InvalidTokenResponse(f"the revocation endpoint answered HTTP {status}", provider=cfg.name)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _authenticated(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        """The request's form body and ``auth`` for the configured client authentication method."""
+        cfg = self.config
+        data: dict[str, str] = dict(fields)
+        for key, value in cfg.token_params.items():
+            data.setdefault(key, value)
+        auth: tuple[str, str] | None = None
+        if cfg.client_auth_method == "client_secret_basic":
+            assert cfg.client_secret is not None
+            # RFC 6749 §2.3.1: form-urlencode id and secret before the Basic encoding.
+            auth = (quote(cfg.client_id, safe=""), quote(cfg.client_secret, safe=""))
+        elif cfg.client_auth_method == "client_secret_post":
+            assert cfg.client_secret is not None
+            data = _insert_after_grant_fields(data, {"client_id": cfg.client_id, "client_secret": cfg.client_secret})
+        else:  # "none": a public client identifies itself
+            data = _insert_after_grant_fields(data, {"client_id": cfg.client_id})
+        return {"data": data, "auth": auth}
+
+    def _post(self, url: str, request: Mapping[str, Any], *, what: str) -> tuple[int, str, bytes]:
+        try:
+            response = self.http.post(
+                url,
+                data=request["data"],
+                auth=request["auth"],
+                timeout=self.timeout,
+                allow_redirects=False,  # RFC 9700 §4.12: never follow a redirect with credentials
+                stream=True,
+            )
+        except requests.Timeout:
+            raise ProviderUnavailable(
+                f"the {what} did not answer in time", provider=self.name, kind="timeout"
+            ) from None
+        except requests.RequestException as exc:
+            raise ProviderUnavailable(
+                f"the {what} could not be reached ({type(exc).__name__})", provider=self.name, kind="unreachable"
+            ) from None
+        with response:
+            try:
+                body = _read_capped(response)
+            except requests.Timeout:
+                raise ProviderUnavailable(
+                    f"the {what} did not answer in time", provider=self.name, kind="timeout"
+                ) from None
+            except requests.RequestException as exc:
+                raise ProviderUnavailable(
+                    f"the {what} broke off its answer ({type(exc).__name__})", provider=self.name, kind="unreachable"
+                ) from None
+            except _TooLarge:
+                raise InvalidTokenResponse(
+                    f"the {what} answered with more than {MAX_RESPONSE_BYTES} bytes", provider=self.name
+                ) from None
+            return response.status_code, response.headers.get("Content-Type", ""), body
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    session.headers["Accept"] = "application/json"
+    session.headers["User-Agent"] = "flask-oauth2-client"
+    return session
+
+
+def _read_capped(response: requests.Response) -> bytes:
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=65536):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _insert_after_grant_fields(data: dict[str, str], client: Mapping[str, str]) -> dict[str, str]:
+    """Place the client's credentials where the reference text shows them: after the grant's own
+    fields and before ``redirect_uri`` and the other extras."""
+    ordered: dict[str, str] = {}
+    grant_keys = ("grant_type", "code", "username", "password", "refresh_token")
+    for key in grant_keys:
+        if key in data:
+            ordered[key] = data[key]
+    ordered.update(client)
+    for key, value in data.items():
+        ordered.setdefault(key, value)
+    return ordered
+
+
+# -- parsing answers ------------------------------------------------------------------------------
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"repeated member {key!r}")
+        result[key] = value
+    return result
+
+
+def _decode_body(content_type: str, body: bytes) -> dict[str, Any] | None:
+    """The answer as a dict, or ``None`` when it is neither a JSON object nor a form body. JSON
+    with repeated members and form bodies with repeated fields raise :class:`ValueError`
+    (RFC 6749 §3.1). Some providers (GitHub without ``Accept``) answer form-encoded."""
+    media = _media_type(content_type)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if media == "application/x-www-form-urlencoded":
+        return _parse_form(text)
+    try:
+        data = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError:
+        data = None
+    if data is None and media == "text/plain":
+        return _parse_form(text)
+    return data if isinstance(data, dict) else None
+
+
+def _parse_form(text: str) -> dict[str, Any] | None:
+    try:
+        pairs = parse_qsl(text.strip(), keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        return None
+    return _reject_duplicates(list(pairs)) if pairs else None
+
+
+def _raise_for_error_answer(status: int, content_type: str, body: bytes, *, provider: str, what: str) -> None:
+    """Raise the right error for a non-2xx answer; returns only when nothing fits."""
+    if status == 503:
+        raise ProviderUnavailable(
+            f"the {what} is temporarily unavailable (HTTP 503)",
+            provider=provider,
+            kind="unavailable",
+            status_code=status,
+        )
+    if status >= 500:
+        raise ProviderUnavailable(
+            f"the {what} failed (HTTP {status})", provider=provider, kind="server_error", status_code=status
+        )
+    try:
+        data = _decode_body(content_type, body)
+    except ValueError:
+        data = None
+    error = data.get("error") if data else None
+    if isinstance(error, str) and error:
+        description = data.get("error_description") if data else None
+        description = description if isinstance(description, str) else None
+        if error == "temporarily_unavailable":
+            raise ProviderUnavailable(
+                f"the {what} is temporarily unavailable", provider=provider, kind="unavailable", status_code=status
+            )
+        if error == "server_error":
+            raise ProviderUnavailable(
+                f"the {what} reported a server error", provider=provider, kind="server_error", status_code=status
+            )
+        raise TokenError(
+            _printable(error) or "invalid_request",
+            provider=provider,
+            description=_printable(description),
+            status_code=status,
+        )
+
+
+def _printable(value: str | None, limit: int = 200) -> str | None:
+    """Providers' error texts end up in pages and logs: keep them short and single-line."""
+    if value is None:
+        return None
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in value)
+    return cleaned[:limit]
+
+
+def parse_token_response(
+    status: int,
+    content_type: str,
+    body: bytes,
+    *,
+    provider: str,
+    requested_scopes: Iterable[str] = (),
+    default_token_type: str | None = None,
+) -> Token:
+    """Validate a token endpoint answer (RFC 6749 §5.1, §5.2) and build a :class:`Token`.
+
+    ``requested_scopes`` stand for the granted ones when the answer has no ``scope``.
+    ``default_token_type`` is for presets of providers known to omit ``token_type``.
+    """
+    if not 200 <= status < 300:
+        _raise_for_error_answer(status, content_type, body, provider=provider, what="token endpoint")
+        if 300 <= status < 400:
+            raise InvalidTokenResponse(
+                "the token endpoint answered with a redirect, which is not followed", provider=provider
+            )
+        raise InvalidTokenResponse(
+            f"the token endpoint answered HTTP {status} without an OAuth error", provider=provider
+        )
+    try:
+        data = _decode_body(content_type, body)
+    except ValueError as exc:
+        raise InvalidTokenResponse(f"the token response is malformed: {exc}", provider=provider) from None
+    if data is None:
+        media = _media_type(content_type) or "no content type"
+        raise InvalidTokenResponse(f"the token response is not a JSON object ({media})", provider=provider)
+    if isinstance(data.get("error"), str):
+        # Some providers (GitHub) answer errors with HTTP 200.
+        _raise_for_error_answer(
+            400, "application/json", json.dumps(data).encode(), provider=provider, what="token endpoint"
+        )
+
+    access_token = data.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise InvalidTokenResponse("the token response has no access_token", provider=provider)
+    token_type = data.get("token_type", default_token_type)
+    if not isinstance(token_type, str) or not token_type:
+        raise InvalidTokenResponse("the token response has no token_type", provider=provider)
+    if token_type.lower() != "bearer":
+        raise InvalidTokenResponse(
+            f"the token type {_printable(token_type, 40)!r} is not supported (only Bearer)", provider=provider
+        )
+    refresh_token = data.get("refresh_token")
+    if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
+        raise InvalidTokenResponse("the token response has an invalid refresh_token", provider=provider)
+    id_token = data.get("id_token")
+    if id_token is not None and not isinstance(id_token, str):
+        raise InvalidTokenResponse("the token response has an invalid id_token", provider=provider)
+
+    scope = data.get("scope")
+    if isinstance(scope, str):
+        scopes: Iterable[str] = parse_scope(scope)
+    elif isinstance(scope, list) and all(isinstance(s, str) for s in scope):
+        scopes = scope
+    elif scope is None:
+        scopes = requested_scopes
+    else:
+        raise InvalidTokenResponse("the token response has an invalid scope", provider=provider)
+
+    return Token.from_response(
+        access_token=access_token,
+        token_type="Bearer",
+        expires_in=_expires_in(data.get("expires_in"), provider),
+        refresh_token=refresh_token,
+        scopes=scopes,
+        id_token=id_token,
+        extra={k: v for k, v in data.items() if k not in _KNOWN_FIELDS},
+    )
+
+
+def _expires_in(value: Any, provider: str) -> float | None:
+    """SECURITY.md P-6: a number or a numeric string; anything else means "unknown expiry"."""
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            seconds = float(value.strip())
+        except ValueError:
+            seconds = None
+    if seconds is None or seconds < 0 or seconds != seconds or seconds == float("inf"):
+        if value is None:
+            log.warning("provider %s sent a token without expires_in; its lifetime is unknown", provider)
+        else:
+            log.warning("provider %s sent an unusable expires_in; the token's lifetime is unknown", provider)
+        return None
+    return seconds

@@ -1,0 +1,366 @@
+"""The Flask extension: :class:`OAuth2Client`."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+from typing import TypeVar
+from typing import cast
+
+from flask import Flask
+from flask import current_app
+from flask import jsonify
+from flask import redirect
+from flask import request
+from flask import url_for
+from werkzeug.wrappers import Response
+
+from . import _session
+from . import pending
+from .client import ProviderClient
+from .config import ProviderConfig
+from .config import Settings
+from .config import parse_settings
+from .crypto import TokenCipher
+from .errors import ConfigurationError
+from .errors import OAuth2Error
+from .errors import OAuth2Warning
+from .errors import ProviderError
+from .errors import ProviderUnavailable
+from .errors import ReauthorizationRequired
+from .errors import TokenError
+from .identity import default_user_id
+from .pkce import code_challenge
+from .pkce import generate_code_verifier
+from .redirects import safe_next
+from .refresher import Refresher
+from .responses import error_response
+from .responses import no_store
+from .responses import wants_json
+from .signals import token_refreshed
+from .signals import token_revoked
+from .stores import TokenStore
+from .stores import create_store
+from .stores.session import uses_cookie_session
+from .token import Token
+from .token import parse_scope
+
+__all__ = ["OAuth2Client"]
+
+log = logging.getLogger("flask_oauth2_client")
+EXTENSION_KEY = "oauth2_client"
+F = TypeVar("F", bound=Callable[..., Any])
+UserIdLoader = Callable[[], "str | None"]
+
+
+@dataclasses.dataclass
+class _AppState:
+    """Everything the extension keeps for one app, in ``app.extensions["oauth2_client"]``."""
+
+    extension: OAuth2Client
+    settings: Settings
+    clients: dict[str, ProviderClient]
+    store: TokenStore
+    refresher: Refresher
+
+    def provider(self, name: str) -> ProviderConfig:
+        return self.settings.provider(name)
+
+    def client(self, name: str) -> ProviderClient:
+        try:
+            return self.clients[name]
+        except KeyError:
+            raise ConfigurationError(f"no provider named {name!r} in OAUTH2_PROVIDERS") from None
+
+
+class OAuth2Client:
+    """OAuth 2.0 client support for a Flask app.
+
+    :param app: the app to set up now; or call :meth:`init_app` later (app factories).
+    :param store: a :class:`~flask_oauth2_client.stores.TokenStore` (or a name or import path)
+        to use instead of ``OAUTH2_TOKEN_STORE``.
+    :param user_id_loader: a function returning the current user's id; see :meth:`user_id_loader`.
+
+    The instance keeps no app: one instance can serve several apps, each with its own settings.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        store: TokenStore | str | None = None,
+        user_id_loader: UserIdLoader | None = None,
+    ) -> None:
+        self._store = store
+        self._user_id_loader = user_id_loader
+        if app is not None:
+            self.init_app(app)
+
+    def __repr__(self) -> str:
+        return f"<OAuth2Client store={self._store!r}>" if self._store else "<OAuth2Client>"
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def init_app(self, app: Flask) -> None:
+        """Read and validate the app's ``OAUTH2_*`` settings, set up the token store and register
+        the ``oauth2`` blueprint. Does no network I/O.
+
+        Settings read: ``OAUTH2_PROVIDERS``, ``OAUTH2_URL_PREFIX``, ``OAUTH2_TOKEN_STORE``,
+        ``OAUTH2_TOKEN_STORE_URL``, ``OAUTH2_TOKEN_ENCRYPTION_KEYS``, ``OAUTH2_REFRESH_LEEWAY``,
+        ``OAUTH2_REFRESH_LOCK_TIMEOUT``, ``OAUTH2_HTTP_TIMEOUT``, ``OAUTH2_STATE_TTL``,
+        ``OAUTH2_MAX_PENDING_LOGINS``, ``OAUTH2_DEFAULT_NEXT``, ``OAUTH2_ALLOW_INSECURE_TRANSPORT``.
+
+        :raises ConfigurationError: a setting is invalid; the message names the key and provider.
+        :raises RuntimeError: the app was already set up by an ``OAuth2Client``.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("an OAuth2Client is already registered on this app")
+        settings = parse_settings(app.config)
+        cipher = TokenCipher(settings.encryption_keys) if settings.encryption_keys else None
+        store = create_store(
+            self._store if self._store is not None else settings.token_store,
+            url=settings.token_store_url,
+            cipher=cipher,
+            instance_path=app.instance_path,
+        )
+        if store.uses_session and uses_cookie_session(app):
+            warnings.warn(
+                "tokens are kept in Flask's cookie session, encrypted, but sent to the browser with "
+                "every request; use a server-side session (Flask-Session, set up before OAuth2Client) "
+                "or another OAUTH2_TOKEN_STORE",
+                OAuth2Warning,
+                stacklevel=2,
+            )
+        if str(app.config.get("SESSION_COOKIE_SAMESITE") or "").lower() == "strict":
+            warnings.warn(
+                "SESSION_COOKIE_SAMESITE = 'Strict' drops the session cookie on the provider's redirect "
+                "back, so every login fails; use 'Lax'",
+                OAuth2Warning,
+                stacklevel=2,
+            )
+        app.extensions[EXTENSION_KEY] = _AppState(
+            extension=self,
+            settings=settings,
+            clients={
+                name: ProviderClient(cfg, timeout=settings.http_timeout) for name, cfg in settings.providers.items()
+            },
+            store=store,
+            refresher=Refresher(leeway=settings.refresh_leeway, lock_timeout=settings.refresh_lock_timeout),
+        )
+        from .views import blueprint
+        from .views import handle_error
+
+        app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
+        app.register_error_handler(OAuth2Error, handle_error)
+
+    def user_id_loader(self, loader: UserIdLoader) -> UserIdLoader:
+        """Register the function that returns the current user's id as a string, or ``None``
+        when nobody is logged in to the app. Tokens are stored per user id.
+
+        Without one, Flask-Login's ``current_user`` is used when present, else a random id kept in
+        the session (each browser then has its own tokens)."""
+        self._user_id_loader = loader
+        return loader
+
+    # -- the current user's tokens --------------------------------------------------------------
+
+    def current_user_id(self, *, create: bool = False) -> str | None:
+        """The current user's id, as the registered loader (or the default) says."""
+        if self._user_id_loader is not None:
+            user_id = self._user_id_loader()
+            return None if user_id is None else str(user_id)
+        return default_user_id(create=create)
+
+    def get_token(self, provider: str) -> Token | None:
+        """The current user's token for *provider* exactly as stored, or ``None``. No network
+        I/O: refreshing is the job of :meth:`token_required` and :meth:`refresh`."""
+        state = _state()
+        state.client(provider)
+        user_id = self.current_user_id()
+        return None if user_id is None else state.store.get(provider, user_id)
+
+    def token_required(self, provider: str, scopes: str | list[str] | None = None) -> Callable[[F], F]:
+        """Decorate a view that needs the current user's token for *provider*; the view receives
+        it as the keyword argument ``token`` (a :class:`~flask_oauth2_client.Token`).
+
+        A token expiring within ``OAUTH2_REFRESH_LEEWAY`` is refreshed first (once, however many
+        requests find it at the same time). Without a usable token, a browser is redirected to the
+        login route (and back afterwards); an API client asking for JSON gets a 401.
+
+        :param scopes: scopes the token must have; a token without them sends the user through
+            the login again asking for them too.
+        """
+        required = parse_scope(scopes)
+
+        def decorator(view: F) -> F:
+            @functools.wraps(view)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                kwargs["token"] = self._usable_token(provider, required)
+                return current_app.ensure_sync(view)(*args, **kwargs)
+
+            return cast(F, wrapper)
+
+        return decorator
+
+    def refresh(self, provider: str) -> Token:
+        """Refresh the current user's token now and return the new one.
+
+        :raises ReauthorizationRequired: no token, no refresh token, or refresh refused.
+        :raises ProviderError: the provider failed; the token is kept.
+        """
+        state = _state()
+        user_id = self.current_user_id()
+        token = None if user_id is None else state.store.get(provider, user_id)
+        if user_id is None or token is None:
+            raise ReauthorizationRequired("there is no token to refresh", provider=provider)
+        return self._refresh(state, provider, user_id, token, force=True)
+
+    def revoke(self, provider: str) -> None:
+        """Forget the current user's token for *provider*, revoking it at the provider first when
+        it has a ``revocation_url`` (RFC 7009: the refresh token, then the access token). A
+        revocation endpoint that fails is logged; the token is deleted all the same."""
+        state = _state()
+        client = state.client(provider)
+        user_id = self.current_user_id()
+        token = None if user_id is None else state.store.get(provider, user_id)
+        if user_id is None or token is None:
+            return
+        try:
+            if client.config.revocation_url is not None:
+                if token.refresh_token:
+                    client.revoke(token.refresh_token, token_type_hint="refresh_token")
+                client.revoke(token.access_token, token_type_hint="access_token")
+        except (ProviderError, ValueError) as exc:
+            log.warning("revocation at %s failed (%s); the token is deleted anyway", provider, exc)
+        finally:
+            state.store.delete(provider, user_id)
+        token_revoked.send(current_app._get_current_object(), provider=provider, user_id=user_id)  # type: ignore[attr-defined]
+
+    # -- starting a login -------------------------------------------------------------------------
+
+    def authorize_redirect(self, provider: str, next: str | None = None, **params: str) -> Response:
+        """Start an authorization: keep a pending authorization (state, PKCE verifier, ``next``)
+        in the session and return the 302 response to the provider's authorization endpoint.
+
+        :param next: where to send the browser after the login; only paths on this site are
+            accepted, anything else becomes ``OAUTH2_DEFAULT_NEXT``.
+        :param params: extra authorization request parameters (``prompt``, ``login_hint``...).
+            ``scope`` adds scopes to the configured ones. The library always sets ``state`` and
+            the PKCE parameters itself.
+        """
+        state = _state()
+        client = state.client(provider)
+        cfg = client.config
+        if cfg.grant_type != "authorization_code":
+            raise ConfigurationError(
+                f"provider {provider!r} does not use the authorization_code grant", provider=provider
+            )
+        extra_scopes = parse_scope(params.pop("scope", None))
+        reserved = {
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+            "redirect_uri",
+            "response_type",
+            "client_id",
+            "nonce",
+        }
+        for key in params:
+            if key in reserved:
+                raise ValueError(f"{key!r} is set by the library and cannot be passed to authorize_redirect")
+        scopes = tuple(dict.fromkeys(cfg.scopes + extra_scopes))
+        verifier = generate_code_verifier() if cfg.pkce else None
+        started = pending.begin(
+            provider,
+            safe_next(next, state.settings.default_next),
+            code_verifier=verifier,
+            nonce=None,
+            scopes=extra_scopes,
+            ttl=int(state.settings.state_ttl),
+            limit=state.settings.max_pending_logins,
+        )
+        location = client.authorization_url(
+            redirect_uri=redirect_uri(cfg),
+            state=started.state,
+            code_challenge=None if verifier is None else code_challenge(verifier),
+            scopes=scopes,
+            extra=params,
+        )
+        return no_store(redirect(location, 302))
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _usable_token(self, provider: str, required: tuple[str, ...]) -> Token:
+        state = _state()
+        state.client(provider)
+        user_id = self.current_user_id()
+        token = None if user_id is None else state.store.get(provider, user_id)
+        if user_id is None or token is None:
+            raise ReauthorizationRequired("sign-in with the provider is required", provider=provider)
+        if required and not token.has_scopes(required):
+            raise ReauthorizationRequired("the token lacks a required scope", provider=provider, scopes=required)
+        if state.refresher.needs_refresh(token):
+            token = self._refresh(state, provider, user_id, token, force=False)
+        return token
+
+    def _refresh(self, state: _AppState, provider: str, user_id: str, token: Token, *, force: bool) -> Token:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+        def announce(fresh: Token) -> None:
+            token_refreshed.send(app, provider=provider, user_id=user_id, token=fresh)
+
+        try:
+            return state.refresher.refresh(
+                state.client(provider), state.store, user_id, token, force=force, on_refreshed=announce
+            )
+        except ProviderError as exc:
+            if not force and not isinstance(exc, TokenError) and not token.is_expired():
+                log.warning("refreshing the %s token failed (%s); using it while it lasts", provider, exc)
+                return token
+            if isinstance(exc, ProviderUnavailable) and exc.kind in ("unreachable", "server_error"):
+                # The token is kept: the protected page is temporarily unavailable (503), not broken.
+                raise ProviderUnavailable(exc.message, provider=provider, kind="unavailable") from None
+            raise
+
+
+def _state() -> _AppState:
+    try:
+        return cast(_AppState, current_app.extensions[EXTENSION_KEY])
+    except KeyError:
+        raise RuntimeError("OAuth2Client.init_app(app) was not called for this app") from None
+
+
+def redirect_uri(cfg: ProviderConfig) -> str:
+    """The absolute callback URL registered with the provider."""
+    if cfg.redirect_uri is not None:
+        return cfg.redirect_uri
+    return url_for("oauth2.callback", provider=cfg.name, _external=True)
+
+
+def reauthorization_response(error: ReauthorizationRequired) -> Response:
+    """Send a browser through the login again (back to this page afterwards); 401 for JSON."""
+    provider = error.provider or ""
+    target = request.full_path.rstrip("?") if request.method in ("GET", "HEAD") else None
+    args: dict[str, Any] = {"provider": provider}
+    if target:
+        args["next"] = target
+    if error.scopes:
+        args["scope"] = " ".join(error.scopes)
+        finished = _session.peek().get("d", {}).get(provider)
+        if isinstance(finished, (int, float)) and time.time() - finished < 60:
+            # The provider just granted less than asked: another redirect would loop.
+            return error_response(
+                OAuth2Error("the provider did not grant the permissions this page needs", provider=provider),
+                status=403,
+            )
+    login_url = url_for("oauth2.login", **args)
+    if wants_json():
+        response = jsonify(error="reauthorization_required", error_description=error.message, login_url=login_url)
+        response.status_code = 401
+        return no_store(response)
+    return no_store(redirect(login_url, 302))

@@ -1,0 +1,128 @@
+"""Single-flight refresh: many concurrent requests that find the same expiring token cause one
+refresh call; the others wait on the store's lock and use its result. No Flask import.
+
+Besides the store's lock, a short-lived in-process memory of recent outcomes (keyed by a hash of
+the refresh token that was spent) lets waiters whose copy of the token is stale (the session store:
+every request carries its own copy of the cookie) reuse the result instead of spending the refresh
+token a second time, which providers that rotate refresh tokens treat as theft.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from .client import ProviderClient
+from .errors import ReauthorizationRequired
+from .errors import TokenError
+from .stores.base import TokenStore
+from .token import Token
+
+__all__ = ["Refresher"]
+
+_REFUSED = object()  # remembered outcome: the provider refused this refresh token
+
+
+class Refresher:
+    """Coordinates refreshes for one app.
+
+    :param leeway: seconds before expiry at which a token counts as expiring.
+    :param lock_timeout: seconds to wait for another refresh of the same token.
+    :param memory_ttl: seconds an outcome is remembered for waiters holding a stale copy.
+    """
+
+    def __init__(self, *, leeway: float, lock_timeout: float, memory_ttl: float = 60, capacity: int = 10_000) -> None:
+        self.leeway = leeway
+        self.lock_timeout = lock_timeout
+        self._ttl = memory_ttl
+        self._capacity = capacity
+        self._outcomes: OrderedDict[tuple[str, str, str], tuple[float, object]] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def needs_refresh(self, token: Token) -> bool:
+        return token.is_expired(self.leeway)
+
+    def refresh(
+        self,
+        client: ProviderClient,
+        store: TokenStore,
+        user_id: str,
+        seen: Token,
+        *,
+        force: bool = False,
+        on_refreshed: Callable[[Token], None] | None = None,
+    ) -> Token:
+        """Return a fresh token for (provider, user) in place of *seen*, refreshing at most once
+        across all concurrent callers.
+
+        :param force: refresh even when the stored token is not expiring (but still only once for
+            everyone who saw *seen*).
+        :raises ReauthorizationRequired: no token, no refresh token, or the provider refused it
+            with ``invalid_grant`` (the token is then deleted).
+        :raises TokenError: any other refusal (e.g. ``invalid_client``); the token is kept.
+        :raises ProviderError: the provider failed; the token is kept.
+        :raises StoreError: the lock was not obtained in time, or the store failed.
+        """
+        provider = client.name
+        with store.lock(provider, user_id, self.lock_timeout):
+            current = store.get(provider, user_id)
+            if current is None:
+                raise ReauthorizationRequired("the token is gone", provider=provider)
+            if current.access_token != seen.access_token and not self.needs_refresh(current):
+                return current  # someone else refreshed it while we waited
+            if current.refresh_token is None:
+                if not force and not current.is_expired():
+                    return current  # expiring, not expired: use it while it lasts
+                store.delete(provider, user_id)
+                raise ReauthorizationRequired("the token expired and cannot be refreshed", provider=provider)
+
+            key = (provider, user_id, _fingerprint(current.refresh_token))
+            remembered = self._recall(key)
+            if remembered is _REFUSED:
+                store.delete(provider, user_id)
+                raise ReauthorizationRequired("the provider refused to refresh the token", provider=provider)
+            if isinstance(remembered, Token):
+                store.set(provider, user_id, remembered)  # bring this caller's copy up to date
+                return remembered
+            if not force and not self.needs_refresh(current):
+                return current
+
+            try:
+                fresh = client.refresh(current.refresh_token)
+            except TokenError as exc:
+                if exc.error != "invalid_grant":
+                    raise  # e.g. invalid_client: a configuration fault; the token is kept (P-8)
+                self._remember(key, _REFUSED)
+                store.delete(provider, user_id)
+                raise ReauthorizationRequired("the provider refused to refresh the token", provider=provider) from None
+            store.set(provider, user_id, fresh)
+            self._remember(key, fresh)
+        if on_refreshed is not None:
+            on_refreshed(fresh)
+        return fresh
+
+    def _recall(self, key: tuple[str, str, str]) -> object:
+        now = time.monotonic()
+        with self._guard:
+            entry = self._outcomes.get(key)
+            if entry is None or entry[0] < now:
+                return None
+            return entry[1]
+
+    def _remember(self, key: tuple[str, str, str], outcome: object) -> None:
+        now = time.monotonic()
+        with self._guard:
+            self._outcomes[key] = (now + self._ttl, outcome)
+            self._outcomes.move_to_end(key)
+            while self._outcomes:
+                oldest_key, (expires, _) = next(iter(self._outcomes.items()))
+                if expires >= now and len(self._outcomes) <= self._capacity:
+                    break
+                del self._outcomes[oldest_key]
+
+
+def _fingerprint(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()

@@ -1,0 +1,190 @@
+"""The :class:`Token` value object and scope parsing. No Flask, no I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterable
+from collections.abc import Mapping
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["Token", "format_scope", "parse_scope"]
+
+_SCOPE_SPLIT = re.compile(r"[\s,]+")
+
+
+def parse_scope(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Turn a scope given as a list, or as a string separated by commas and/or spaces, into a
+    tuple of distinct scope tokens in their original order.
+
+    >>> parse_scope("read:user, repo  gist")
+    ('read:user', 'repo', 'gist')
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items = _SCOPE_SPLIT.split(value)
+    else:
+        # A scope token never contains a space (RFC 6749 §3.3); in a list, commas are kept, so
+        # a provider whose scope names contain commas can still be served.
+        items = [part for item in value for part in str(item).split()]
+    return tuple(dict.fromkeys(item for item in items if item))
+
+
+def format_scope(scopes: Iterable[str], separator: str = " ") -> str:
+    """Join scope tokens with the separator the provider expects on the wire."""
+    return separator.join(scopes)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Token:
+    """An OAuth 2.0 token, immutable.
+
+    ``expires_at`` is an aware UTC :class:`~datetime.datetime` computed from ``expires_in`` when
+    the token was received, or ``None`` when the provider did not say. ``scopes`` holds the granted
+    scopes. ``extra`` keeps any other field of the token response. ``repr()`` never shows a token
+    value.
+    """
+
+    access_token: str
+    token_type: str = "Bearer"
+    expires_at: datetime | None = None
+    refresh_token: str | None = None
+    scopes: frozenset[str] = frozenset()
+    id_token: str | None = None
+    #: Validated claims of ``id_token`` (OpenID Connect), or an empty mapping.
+    claims: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("Token.expires_at must be an aware datetime")
+        # Freeze the mappings so the token is immutable all the way down.
+        object.__setattr__(self, "claims", MappingProxyType(dict(self.claims)))
+        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+        object.__setattr__(self, "scopes", frozenset(self.scopes))
+
+    @classmethod
+    def from_response(
+        cls,
+        *,
+        access_token: str,
+        token_type: str,
+        expires_in: float | None,
+        refresh_token: str | None = None,
+        scopes: Iterable[str] = (),
+        id_token: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> Token:
+        """Build a token from the fields of a token response, turning ``expires_in`` (seconds
+        from *now*) into an absolute ``expires_at``."""
+        received = now or _utcnow()
+        expires_at = None if expires_in is None else received + timedelta(seconds=expires_in)
+        return cls(
+            access_token=access_token,
+            token_type=token_type,
+            expires_at=expires_at,
+            refresh_token=refresh_token,
+            scopes=frozenset(scopes),
+            id_token=id_token,
+            extra=extra or {},
+        )
+
+    def is_expired(self, leeway: float = 0, *, now: datetime | None = None) -> bool:
+        """``True`` when the token expires within *leeway* seconds from now. A token whose
+        lifetime is unknown never counts as expired."""
+        if self.expires_at is None:
+            return False
+        return (now or _utcnow()) >= self.expires_at - timedelta(seconds=leeway)
+
+    @property
+    def expires_in(self) -> float | None:
+        """Seconds left before expiry (negative once expired), or ``None`` when unknown."""
+        if self.expires_at is None:
+            return None
+        return (self.expires_at - _utcnow()).total_seconds()
+
+    def has_scopes(self, scopes: Iterable[str]) -> bool:
+        """``True`` when every scope in *scopes* was granted."""
+        return self.scopes.issuperset(scopes)
+
+    def replace(self, **changes: Any) -> Token:
+        """A copy with *changes* applied (the token itself stays unchanged)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def authorization_header(self) -> str:
+        """The value of the ``Authorization`` header that presents this token."""
+        return f"Bearer {self.access_token}"
+
+    # -- serialisation -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-compatible dict; :meth:`from_dict` turns it back into an equal token."""
+        data: dict[str, Any] = {"access_token": self.access_token, "token_type": self.token_type}
+        if self.expires_at is not None:
+            data["expires_at"] = self.expires_at.timestamp()
+        if self.refresh_token is not None:
+            data["refresh_token"] = self.refresh_token
+        if self.scopes:
+            data["scopes"] = sorted(self.scopes)
+        if self.id_token is not None:
+            data["id_token"] = self.id_token
+        if self.claims:
+            data["claims"] = dict(self.claims)
+        if self.extra:
+            data["extra"] = dict(self.extra)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Token:
+        """Rebuild a token from :meth:`to_dict` output. Raises :class:`ValueError` when the data
+        is not a serialised token."""
+        try:
+            access_token = data["access_token"]
+            if not isinstance(access_token, str):
+                raise TypeError("access_token")
+            expires_at = data.get("expires_at")
+            return cls(
+                access_token=access_token,
+                token_type=str(data.get("token_type", "Bearer")),
+                expires_at=None if expires_at is None else datetime.fromtimestamp(float(expires_at), tz=timezone.utc),
+                refresh_token=data.get("refresh_token"),
+                scopes=frozenset(data.get("scopes", ())),
+                id_token=data.get("id_token"),
+                claims=data.get("claims", {}),
+                extra=data.get("extra", {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError("not a serialised Token") from exc
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Token:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError("not a serialised Token") from exc
+        if not isinstance(data, dict):
+            raise ValueError("not a serialised Token")
+        return cls.from_dict(data)
+
+    def __repr__(self) -> str:
+        expiry = "unknown" if self.expires_at is None else self.expires_at.isoformat(timespec="seconds")
+        return (
+            f"<Token {self.token_type} access_token=*** refresh_token="
+            f"{'***' if self.refresh_token else None} id_token={'***' if self.id_token else None}"
+            f" expires_at={expiry} scopes={sorted(self.scopes)!r}>"
+        )

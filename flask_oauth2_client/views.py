@@ -1,0 +1,165 @@
+"""The ``oauth2`` blueprint: the login, callback and logout routes, and the error handler."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint
+from flask import abort
+from flask import current_app
+from flask import redirect
+from flask import request
+from flask import session
+from werkzeug.wrappers import Response
+
+from . import _session
+from . import pending
+from .errors import AuthorizationError
+from .errors import CallbackError
+from .errors import ConfigurationError
+from .errors import OAuth2Error
+from .errors import ReauthorizationRequired
+from .errors import StateError
+from .extension import _AppState
+from .extension import _state
+from .extension import reauthorization_response
+from .extension import redirect_uri
+from .redirects import safe_next
+from .responses import error_response
+from .responses import no_store
+from .signals import authorization_failed
+from .signals import token_obtained
+
+__all__ = ["blueprint", "handle_error"]
+
+log = logging.getLogger("flask_oauth2_client")
+
+blueprint = Blueprint("oauth2", __name__, template_folder="templates")
+
+
+@blueprint.after_request
+def _security_headers(response: Response) -> Response:
+    return no_store(response)
+
+
+def _known(state: _AppState, provider: str) -> None:
+    if provider not in state.settings.providers:
+        abort(404)
+
+
+@blueprint.get("/<provider>/login")
+def login(provider: str) -> Response:
+    """Start a login with *provider*; ``?next=/path`` says where to go afterwards."""
+    state = _state()
+    _known(state, provider)
+    if state.provider(provider).grant_type != "authorization_code":
+        abort(404)
+    params: dict[str, str] = {}
+    scope = request.args.get("scope")
+    if scope:
+        params["scope"] = scope
+    return state.extension.authorize_redirect(provider, next=request.args.get("next"), **params)
+
+
+@blueprint.get("/<provider>/callback")
+def callback(provider: str) -> Response:
+    """The redirection endpoint: verify the answer, exchange the code, store the token."""
+    state = _state()
+    _known(state, provider)
+    try:
+        return _complete_login(state, provider)
+    except OAuth2Error as error:
+        log.warning("login with %s failed: %s", provider, error)
+        authorization_failed.send(current_app._get_current_object(), provider=provider, error=error)  # type: ignore[attr-defined]
+        raise
+
+
+def _complete_login(state: _AppState, provider: str) -> Response:
+    args = request.args
+    repeated = sorted(key for key in args if len(args.getlist(key)) > 1)
+    if "state" in repeated:
+        raise StateError("the state parameter is repeated", provider=provider, reason="invalid_request")
+    received_state = args.get("state")
+    if not received_state:
+        raise StateError("the answer has no state; start the login again", provider=provider, reason="invalid_state")
+    started = pending.consume(received_state, provider=provider, ttl=int(state.settings.state_ttl))
+    # From here on the pending login is spent, whatever happens.
+    if repeated:
+        raise CallbackError(
+            f"repeated parameter {repeated[0]!r} in the answer", provider=provider, reason="invalid_request"
+        )
+    client = state.client(provider)
+    issuer = client.config.issuer
+    iss = args.get("iss")
+    if iss is not None and issuer is not None and iss != issuer:
+        raise StateError(
+            "the answer comes from another issuer (iss mismatch)", provider=provider, reason="invalid_issuer"
+        )
+    error = args.get("error")
+    if error is not None:
+        raise AuthorizationError(
+            _short(error) or "invalid_request",
+            provider=provider,
+            description=_short(args.get("error_description")),
+            uri=args.get("error_uri"),
+        )
+    code = args.get("code")
+    if not code:
+        raise CallbackError("the answer has neither a code nor an error", provider=provider, reason="missing_code")
+
+    token = client.exchange_code(code, redirect_uri=redirect_uri(client.config), code_verifier=started.code_verifier)
+    user_id = state.extension.current_user_id(create=True)
+    if user_id is None:
+        abort(401)
+    state.store.set(provider, user_id, token)
+    _session.bucket().setdefault("d", {})[provider] = int(time.time())
+    _session.changed()
+    regenerate = getattr(current_app.session_interface, "regenerate", None)
+    if callable(regenerate):  # SECURITY.md P-20: a new session id once signed in (Flask-Session)
+        regenerate(session)
+    token_obtained.send(current_app._get_current_object(), provider=provider, user_id=user_id, token=token)  # type: ignore[attr-defined]
+    return redirect(started.next_url, 302)
+
+
+@blueprint.post("/<provider>/logout")
+def logout(provider: str) -> Response:
+    """Revoke and forget the current user's token; then go to ``next`` (form or query)."""
+    state = _state()
+    _known(state, provider)
+    if not _same_origin():
+        abort(403)
+    state.extension.revoke(provider)
+    target = request.form.get("next") or request.args.get("next")
+    return redirect(safe_next(target, state.settings.default_next), 303)
+
+
+def _same_origin() -> bool:
+    """SECURITY.md P-19: refuse cross-site logout posts (``Origin`` / ``Sec-Fetch-Site``)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        mine = urlsplit(request.host_url)
+        theirs = urlsplit(origin)
+        return (theirs.scheme, theirs.netloc) == (mine.scheme, mine.netloc)
+    return True
+
+
+def _short(value: str | None, limit: int = 200) -> str | None:
+    if value is None:
+        return None
+    return "".join(ch if ch.isprintable() else " " for ch in value)[:limit]
+
+
+def handle_error(error: OAuth2Error) -> Any:
+    """The app-wide handler for :class:`OAuth2Error`: a login redirect, a short page or JSON."""
+    if isinstance(error, ReauthorizationRequired):
+        return reauthorization_response(error)
+    if isinstance(error, ConfigurationError):
+        log.error("flask-oauth2-client is misconfigured: %s", error)
+        return error_response(error, status=500)
+    return error_response(error)
