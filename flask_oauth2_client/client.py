@@ -117,15 +117,14 @@ class ProviderClient:
 
     def client_credentials(self, *, scopes: Iterable[str] | None = None) -> Token:
         """Get an application token with the client_credentials grant (RFC 6749 §4.4)."""
-        fields = {"grant_type": "client_credentials"}
-        chosen = self.config.scopes if scopes is None else tuple(scopes)
-        if chosen:
-            fields["scope"] = format_scope(chosen, self.config.scope_separator)
-        return self.request_token(fields, requested_scopes=chosen)
+        return self._grant({"grant_type": "client_credentials"}, scopes)
 
     def password(self, username: str, password: str, *, scopes: Iterable[str] | None = None) -> Token:
         """The legacy resource owner password credentials grant (RFC 6749 §4.3)."""
-        fields = {"grant_type": "password", "username": username, "password": password}
+        return self._grant({"grant_type": "password", "username": username, "password": password}, scopes)
+
+    def _grant(self, fields: dict[str, str], scopes: Iterable[str] | None) -> Token:
+        """A grant that asks for scopes: the configured ones unless *scopes* says otherwise."""
         chosen = self.config.scopes if scopes is None else tuple(scopes)
         if chosen:
             fields["scope"] = format_scope(chosen, self.config.scope_separator)
@@ -198,6 +197,9 @@ class ProviderClient:
                 allow_redirects=False,  # RFC 9700 §4.12: never follow a redirect with credentials
                 stream=True,
             )
+            with response:
+                body = _read_capped(response)
+                return response.status_code, response.headers.get("Content-Type", ""), body
         except requests.Timeout:
             raise ProviderUnavailable(
                 f"the {what} did not answer in time", provider=self.name, kind="timeout"
@@ -206,22 +208,10 @@ class ProviderClient:
             raise ProviderUnavailable(
                 f"the {what} could not be reached ({type(exc).__name__})", provider=self.name, kind="unreachable"
             ) from None
-        with response:
-            try:
-                body = _read_capped(response)
-            except requests.Timeout:
-                raise ProviderUnavailable(
-                    f"the {what} did not answer in time", provider=self.name, kind="timeout"
-                ) from None
-            except requests.RequestException as exc:
-                raise ProviderUnavailable(
-                    f"the {what} broke off its answer ({type(exc).__name__})", provider=self.name, kind="unreachable"
-                ) from None
-            except _TooLarge:
-                raise InvalidTokenResponse(
-                    f"the {what} answered with more than {MAX_RESPONSE_BYTES} bytes", provider=self.name
-                ) from None
-            return response.status_code, response.headers.get("Content-Type", ""), body
+        except _TooLarge:
+            raise InvalidTokenResponse(
+                f"the {what} answered with more than {MAX_RESPONSE_BYTES} bytes", provider=self.name
+            ) from None
 
 
 class _TooLarge(Exception):

@@ -170,11 +170,20 @@ class ReauthorizationRequired(OAuth2Error):
     token, or the provider refused to refresh it. The user has to go through login again.
 
     :param scopes: scopes the new authorization must ask for, if any beyond the configured ones.
+    :param reason: ``"no_token"``, ``"insufficient_scope"``, ``"expired"`` or ``"refresh_refused"``.
     """
 
-    def __init__(self, message: str, *, provider: str | None = None, scopes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        scopes: tuple[str, ...] = (),
+        reason: str = "no_token",
+    ) -> None:
         super().__init__(message, provider=provider)
         self.scopes = scopes
+        self.reason = reason
 
 
 class OAuth2Warning(UserWarning):

@@ -301,9 +301,11 @@ class OAuth2Client:
         user_id = self.current_user_id()
         token = None if user_id is None else state.store.get(provider, user_id)
         if user_id is None or token is None:
-            raise ReauthorizationRequired("sign-in with the provider is required", provider=provider)
+            raise ReauthorizationRequired("sign-in with the provider is required", provider=provider, scopes=required)
         if required and not token.has_scopes(required):
-            raise ReauthorizationRequired("the token lacks a required scope", provider=provider, scopes=required)
+            raise ReauthorizationRequired(
+                "the token lacks a required scope", provider=provider, scopes=required, reason="insufficient_scope"
+            )
         if state.refresher.needs_refresh(token):
             token = self._refresh(state, provider, user_id, token, force=False)
         return token
@@ -345,15 +347,22 @@ def redirect_uri(cfg: ProviderConfig) -> str:
 def reauthorization_response(error: ReauthorizationRequired) -> Response:
     """Send a browser through the login again (back to this page afterwards); 401 for JSON."""
     provider = error.provider or ""
-    target = request.full_path.rstrip("?") if request.method in ("GET", "HEAD") else None
+    target = request.script_root + request.full_path.rstrip("?") if request.method in ("GET", "HEAD") else None
     args: dict[str, Any] = {"provider": provider}
     if target:
         args["next"] = target
     if error.scopes:
         args["scope"] = " ".join(error.scopes)
         finished = _session.peek().get("d", {}).get(provider)
-        if isinstance(finished, (int, float)) and time.time() - finished < 60:
-            # The provider just granted less than asked: another redirect would loop.
+        if (
+            error.reason == "insufficient_scope"
+            and isinstance(finished, list)
+            and len(finished) == 2
+            and time.time() - finished[0] < 60
+            and set(error.scopes) <= set(finished[1])
+        ):
+            # A login that asked for these scopes just finished without them: the provider
+            # grants less than asked, and another redirect would loop.
             return error_response(
                 OAuth2Error("the provider did not grant the permissions this page needs", provider=provider),
                 status=403,

@@ -77,13 +77,17 @@ class Refresher:
                 if not force and not current.is_expired():
                     return current  # expiring, not expired: use it while it lasts
                 store.delete(provider, user_id)
-                raise ReauthorizationRequired("the token expired and cannot be refreshed", provider=provider)
+                raise ReauthorizationRequired(
+                    "the token expired and cannot be refreshed", provider=provider, reason="expired"
+                )
 
             key = (provider, user_id, _fingerprint(current.refresh_token))
             remembered = self._recall(key)
             if remembered is _REFUSED:
                 store.delete(provider, user_id)
-                raise ReauthorizationRequired("the provider refused to refresh the token", provider=provider)
+                raise ReauthorizationRequired(
+                    "the provider refused to refresh the token", provider=provider, reason="refresh_refused"
+                )
             if isinstance(remembered, Token):
                 store.set(provider, user_id, remembered)  # bring this caller's copy up to date
                 return remembered
@@ -97,7 +101,9 @@ class Refresher:
                     raise  # e.g. invalid_client: a configuration fault; the token is kept (P-8)
                 self._remember(key, _REFUSED)
                 store.delete(provider, user_id)
-                raise ReauthorizationRequired("the provider refused to refresh the token", provider=provider) from None
+                raise ReauthorizationRequired(
+                    "the provider refused to refresh the token", provider=provider, reason="refresh_refused"
+                ) from None
             store.set(provider, user_id, fresh)
             self._remember(key, fresh)
         if on_refreshed is not None:

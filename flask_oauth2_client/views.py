@@ -115,7 +115,8 @@ def _complete_login(state: _AppState, provider: str) -> Response:
     if user_id is None:
         abort(401)
     state.store.set(provider, user_id, token)
-    _session.bucket().setdefault("d", {})[provider] = int(time.time())
+    asked = list(dict.fromkeys(client.config.scopes + started.scopes))
+    _session.bucket().setdefault("d", {})[provider] = [int(time.time()), asked]
     _session.changed()
     regenerate = getattr(current_app.session_interface, "regenerate", None)
     if callable(regenerate):  # SECURITY.md P-20: a new session id once signed in (Flask-Session)

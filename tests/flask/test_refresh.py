@@ -9,6 +9,7 @@ from datetime import timezone
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
+import flask
 import pytest
 from helpers import login
 
@@ -179,16 +180,15 @@ def test_refresh_method_forces_a_refresh(app, client, fake_provider):
     assert stored(app) == new
 
 
-@pytest.mark.parametrize("threads", [20])
-def test_concurrent_requests_cause_one_refresh(app, fake_provider, threads):
-    login(app.test_client(), fake_provider)
-    make_expiring(app, seconds=-1)
-    fake_provider.set_fault("token", Fault(status=None, delay=0.2, grant_type="refresh_token"))
+def hit_concurrently(app, threads, prepare=None):
+    """*threads* browsers request /api/notes at the same moment; returns their statuses."""
     barrier = threading.Barrier(threads)
     statuses: list[int] = []
 
     def hit():
         client = app.test_client()
+        if prepare is not None:
+            prepare(client)
         barrier.wait()
         statuses.append(client.get("/api/notes").status_code)
 
@@ -197,7 +197,14 @@ def test_concurrent_requests_cause_one_refresh(app, fake_provider, threads):
         worker.start()
     for worker in workers:
         worker.join()
-    assert statuses == [200] * threads
+    return statuses
+
+
+def test_concurrent_requests_cause_one_refresh(app, fake_provider):
+    login(app.test_client(), fake_provider)
+    make_expiring(app, seconds=-1)
+    fake_provider.set_fault("token", Fault(status=None, delay=0.2, grant_type="refresh_token"))
+    assert hit_concurrently(app, 20) == [200] * 20
     assert fake_provider.calls("token", grant_type="refresh_token") == 1
     assert fake_provider.is_active(stored(app).access_token)
 
@@ -208,32 +215,19 @@ def test_concurrent_requests_with_the_session_store_cause_one_refresh(make_app, 
     first = app.test_client()
     login(first, fake_provider)
     with first.session_transaction() as session:
-        pass
+        saved = dict(session)
     store = app.extensions["oauth2_client"].store
     with app.test_request_context():
-        from flask import session as flask_session
-
-        flask_session.update(session)
-        user_id = flask_session["_oauth2"]["u"]
+        flask.session.update(saved)
+        user_id = flask.session["_oauth2"]["u"]
         token = store.get("demo", user_id)
         store.set("demo", user_id, token.replace(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
-        expired_session = dict(flask_session)
+        expired_session = dict(flask.session)
     fake_provider.set_fault("token", Fault(status=None, delay=0.2, grant_type="refresh_token"))
-    threads = 20
-    barrier = threading.Barrier(threads)
-    statuses: list[int] = []
 
-    def hit():
-        client = app.test_client()
+    def copy_cookie(client):
         with client.session_transaction() as sess:
             sess.update(expired_session)
-        barrier.wait()
-        statuses.append(client.get("/api/notes").status_code)
 
-    workers = [threading.Thread(target=hit) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert statuses == [200] * threads
+    assert hit_concurrently(app, 20, copy_cookie) == [200] * 20
     assert fake_provider.calls("token", grant_type="refresh_token") == 1
