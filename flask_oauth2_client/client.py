@@ -104,13 +104,17 @@ class ProviderClient:
             fields["code_verifier"] = code_verifier
         return self.request_token(fields)
 
-    def refresh(self, refresh_token: str, *, scopes: Iterable[str] | None = None) -> Token:
-        """Use a refresh token (RFC 6749 §6). When the answer has no new refresh token, the one
-        used stays valid and is kept in the returned token."""
+    def refresh(
+        self, refresh_token: str, *, scopes: Iterable[str] | None = None, previous_scopes: Iterable[str] = ()
+    ) -> Token:
+        """Use a refresh token (RFC 6749 §6). *scopes* narrows the new token; without it the
+        provider grants the original scopes, which *previous_scopes* records for an answer that
+        does not list them. When the answer has no new refresh token, the one used stays valid and
+        is kept in the returned token."""
         fields = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         if scopes:
             fields["scope"] = format_scope(scopes, self.config.scope_separator)
-        token = self.request_token(fields, requested_scopes=scopes)
+        token = self.request_token(fields, requested_scopes=tuple(scopes) if scopes else tuple(previous_scopes))
         if token.refresh_token is None:
             token = token.replace(refresh_token=refresh_token)
         return token
@@ -141,7 +145,11 @@ class ProviderClient:
         if cfg.token_url is None:
             raise ValueError(f"provider {cfg.name!r} has no token_url")
         grant_type = fields.get("grant_type", "?")
-        status, content_type, body = self._post(cfg.token_url, self._authenticated(fields), what="token endpoint")
+        status, content_type, body = self._post(
+            cfg.token_url,
+            self._authenticated({**fields, **{k: v for k, v in cfg.token_params.items() if k not in fields}}),
+            what="token endpoint",
+        )
         log.debug("token request grant_type=%s provider=%s answered %s", grant_type, cfg.name, status)
         scopes = cfg.scopes if requested_scopes is None else tuple(requested_scopes)
         return parse_token_response(status, content_type, body, provider=cfg.name, requested_scopes=scopes)
@@ -173,8 +181,6 @@ class ProviderClient:
         """The request's form body and ``auth`` for the configured client authentication method."""
         cfg = self.config
         data: dict[str, str] = dict(fields)
-        for key, value in cfg.token_params.items():
-            data.setdefault(key, value)
         auth: tuple[str, str] | None = None
         if cfg.client_auth_method == "client_secret_basic":
             assert cfg.client_secret is not None

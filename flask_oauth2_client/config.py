@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 from .errors import OAuth2Warning
+from .redirects import safe_next
 from .token import parse_scope
 
 __all__ = ["GRANT_TYPES", "ProviderConfig", "Settings", "is_loopback_host", "parse_settings"]
@@ -27,7 +28,16 @@ LEGACY_GRANTS = {
 }
 # Parameters the library sets itself; configuration may not override them.
 RESERVED_AUTHORIZE_PARAMS = frozenset(
-    {"response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method", "nonce"}
+    {
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "nonce",
+    }
 )
 RESERVED_TOKEN_PARAMS = frozenset(
     {
@@ -162,7 +172,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     if not isinstance(prefix, str) or not prefix.startswith("/"):
         raise ConfigurationError("OAUTH2_URL_PREFIX must be a path starting with '/', e.g. '/oauth2'")
     default_next = get("OAUTH2_DEFAULT_NEXT")
-    if not isinstance(default_next, str) or not default_next.startswith("/") or default_next.startswith("//"):
+    if not isinstance(default_next, str) or safe_next(default_next, "") != default_next:
         raise ConfigurationError("OAUTH2_DEFAULT_NEXT must be a path on this site starting with '/'")
     store_url = get("OAUTH2_TOKEN_STORE_URL")
     if store_url is not None and not isinstance(store_url, str):
@@ -267,7 +277,7 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
         )
 
     separator = raw.get("scope_separator", " ")
-    if not isinstance(separator, str) or not separator or separator.strip() not in ("", ",", "+"):
+    if separator not in (" ", ","):
         raise ConfigurationError(f"{where}: 'scope_separator' must be ' ' or ','", provider=name)
     scope = raw.get("scope")
     if scope is not None and not isinstance(scope, (str, list, tuple)):
@@ -327,8 +337,9 @@ def _params(value: Any, what: str, provider: str, reserved: frozenset[str]) -> d
         if not isinstance(key, str) or not isinstance(item, (str, int)) or isinstance(item, bool):
             raise ConfigurationError(f"{what} must be a dict of strings", provider=provider)
         if key in reserved:
+            hint = " (use the provider's 'scope' setting)" if key == "scope" else ""
             raise ConfigurationError(
-                f"{what}: {key!r} is set by the library and cannot be configured", provider=provider
+                f"{what}: {key!r} is set by the library and cannot be configured{hint}", provider=provider
             )
         result[key] = str(item)
     return result

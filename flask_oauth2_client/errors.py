@@ -64,7 +64,8 @@ class ConfigurationError(OAuth2Error, ValueError):
 class CallbackError(OAuth2Error):
     """The provider's redirect back to the callback cannot be accepted (HTTP 400).
 
-    :param reason: a stable machine-readable code, e.g. ``"missing_code"``, ``"repeated_parameter"``.
+    :param reason: a stable machine-readable code, e.g. ``"missing_code"``, ``"invalid_request"``
+        (a repeated parameter), ``"login_required"`` (the app has no signed-in user; HTTP 401).
     """
 
     def __init__(self, message: str, *, provider: str | None = None, reason: str = "invalid_request") -> None:
@@ -170,7 +171,8 @@ class ReauthorizationRequired(OAuth2Error):
     token, or the provider refused to refresh it. The user has to go through login again.
 
     :param scopes: scopes the new authorization must ask for, if any beyond the configured ones.
-    :param reason: ``"no_token"``, ``"insufficient_scope"``, ``"expired"`` or ``"refresh_refused"``.
+    :param reason: ``"no_token"``, ``"insufficient_scope"``, ``"expired"``, ``"no_refresh_token"`` or
+        ``"refresh_refused"``.
     """
 
     def __init__(

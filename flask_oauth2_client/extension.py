@@ -36,7 +36,7 @@ from .errors import ReauthorizationRequired
 from .errors import TokenError
 from .identity import default_user_id
 from .pkce import code_challenge
-from .pkce import generate_code_verifier
+from .pkce import derive_code_verifier
 from .redirects import safe_next
 from .refresher import Refresher
 from .responses import error_response
@@ -169,6 +169,11 @@ class OAuth2Client:
 
     # -- the current user's tokens --------------------------------------------------------------
 
+    @property
+    def has_user_id_loader(self) -> bool:
+        """``True`` when the app registered its own :meth:`user_id_loader`."""
+        return self._user_id_loader is not None
+
     def current_user_id(self, *, create: bool = False) -> str | None:
         """The current user's id, as the registered loader (or the default) says."""
         if self._user_id_loader is not None:
@@ -244,7 +249,7 @@ class OAuth2Client:
     # -- starting a login -------------------------------------------------------------------------
 
     def authorize_redirect(self, provider: str, next: str | None = None, **params: str) -> Response:
-        """Start an authorization: keep a pending authorization (state, PKCE verifier, ``next``)
+        """Start an authorization: keep a pending authorization (state, ``next``, creation time)
         in the session and return the 302 response to the provider's authorization endpoint.
 
         :param next: where to send the browser after the login; only paths on this site are
@@ -274,16 +279,16 @@ class OAuth2Client:
             if key in reserved:
                 raise ValueError(f"{key!r} is set by the library and cannot be passed to authorize_redirect")
         scopes = tuple(dict.fromkeys(cfg.scopes + extra_scopes))
-        verifier = generate_code_verifier() if cfg.pkce else None
         started = pending.begin(
             provider,
             safe_next(next, state.settings.default_next),
-            code_verifier=verifier,
+            pkce=cfg.pkce,
             nonce=None,
             scopes=extra_scopes,
             ttl=int(state.settings.state_ttl),
             limit=state.settings.max_pending_logins,
         )
+        verifier = code_verifier(started) if started.pkce else None
         location = client.authorization_url(
             redirect_uri=redirect_uri(cfg),
             state=started.state,
@@ -335,6 +340,15 @@ def _state() -> _AppState:
         return cast(_AppState, current_app.extensions[EXTENSION_KEY])
     except KeyError:
         raise RuntimeError("OAuth2Client.init_app(app) was not called for this app") from None
+
+
+def code_verifier(started: pending.PendingAuthorization) -> str:
+    """The PKCE verifier of a pending authorization, derived from its state (see
+    :func:`~flask_oauth2_client.pkce.derive_code_verifier`)."""
+    secret = current_app.secret_key
+    if not secret:
+        raise ConfigurationError("SECRET_KEY must be set: logins are kept in the session")
+    return derive_code_verifier(secret, started.state)
 
 
 def redirect_uri(cfg: ProviderConfig) -> str:

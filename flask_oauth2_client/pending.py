@@ -23,7 +23,7 @@ __all__ = ["PendingAuthorization", "begin", "consume"]
 class PendingAuthorization:
     state: str
     provider: str
-    code_verifier: str | None
+    pkce: bool
     next_url: str
     created_at: int
     nonce: str | None = None
@@ -33,7 +33,7 @@ class PendingAuthorization:
         return [
             self.state,
             self.provider,
-            self.code_verifier,
+            int(self.pkce),
             self.next_url,
             self.created_at,
             self.nonce,
@@ -44,7 +44,7 @@ class PendingAuthorization:
     def load(cls, item: Any) -> PendingAuthorization | None:
         if not isinstance(item, list) or len(item) != 7:
             return None
-        state, provider, verifier, next_url, created, nonce, scopes = item
+        state, provider, pkce, next_url, created, nonce, scopes = item
         if not (
             isinstance(state, str)
             and isinstance(provider, str)
@@ -53,7 +53,7 @@ class PendingAuthorization:
             and isinstance(scopes, list)
         ):
             return None
-        return cls(state, provider, verifier, next_url, created, nonce, tuple(scopes))
+        return cls(state, provider, bool(pkce), next_url, created, nonce, tuple(scopes))
 
     def __repr__(self) -> str:
         return f"<PendingAuthorization provider={self.provider!r} next={self.next_url!r} state=***>"
@@ -77,7 +77,7 @@ def begin(
     provider: str,
     next_url: str,
     *,
-    code_verifier: str | None,
+    pkce: bool,
     nonce: str | None,
     scopes: tuple[str, ...],
     ttl: int,
@@ -88,7 +88,7 @@ def begin(
     pending = PendingAuthorization(
         state=secrets.token_urlsafe(24),
         provider=provider,
-        code_verifier=code_verifier,
+        pkce=pkce,
         next_url=next_url,
         created_at=now,
         nonce=nonce,

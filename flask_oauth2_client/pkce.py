@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import secrets
 
-__all__ = ["code_challenge", "generate_code_verifier"]
+__all__ = ["code_challenge", "derive_code_verifier", "generate_code_verifier"]
+
+_DERIVATION_LABEL = b"flask-oauth2-client/pkce/v1\x00"
 
 
 def generate_code_verifier() -> str:
@@ -17,4 +20,16 @@ def generate_code_verifier() -> str:
 def code_challenge(verifier: str) -> str:
     """The S256 challenge of *verifier*: ``BASE64URL(SHA256(ASCII(verifier)))`` without padding."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def derive_code_verifier(secret: str | bytes, state: str) -> str:
+    """The verifier of the authorization request whose state is *state*: HMAC-SHA256 of the state
+    under the application's secret key, base64url without padding (43 characters).
+
+    The verifier is as unpredictable as a random one to anyone without the secret key, and it
+    never needs to be stored: nothing secret of a pending login sits in the session cookie.
+    """
+    key = secret.encode("utf-8") if isinstance(secret, str) else secret
+    digest = hmac.new(key, _DERIVATION_LABEL + state.encode("utf-8"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

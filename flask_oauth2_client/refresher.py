@@ -43,7 +43,14 @@ class Refresher:
         self._guard = threading.Lock()
 
     def needs_refresh(self, token: Token) -> bool:
-        return token.is_expired(self.leeway)
+        """``True`` when *token* expires within the leeway. For a token whose whole lifetime is
+        shorter than twice the leeway, half its lifetime is used instead, so a provider that
+        issues short-lived tokens does not cause a refresh on every request."""
+        leeway = self.leeway
+        lifetime = token.lifetime
+        if lifetime is not None and lifetime < 2 * leeway:
+            leeway = max(lifetime, 0) / 2
+        return token.is_expired(leeway)
 
     def refresh(
         self,
@@ -74,7 +81,11 @@ class Refresher:
             if current.access_token != seen.access_token and not self.needs_refresh(current):
                 return current  # someone else refreshed it while we waited
             if current.refresh_token is None:
-                if not force and not current.is_expired():
+                if not current.is_expired():
+                    if force:
+                        raise ReauthorizationRequired(
+                            "the token has no refresh token", provider=provider, reason="no_refresh_token"
+                        )
                     return current  # expiring, not expired: use it while it lasts
                 store.delete(provider, user_id)
                 raise ReauthorizationRequired(
@@ -95,7 +106,7 @@ class Refresher:
                 return current
 
             try:
-                fresh = client.refresh(current.refresh_token)
+                fresh = client.refresh(current.refresh_token, previous_scopes=current.scopes)
             except TokenError as exc:
                 if exc.error != "invalid_grant":
                     raise  # e.g. invalid_client: a configuration fault; the token is kept (P-8)

@@ -49,7 +49,7 @@ def status_and_code(error: OAuth2Error) -> tuple[int, str]:
     if isinstance(error, AuthorizationError):
         return _AUTHORIZATION_STATUS.get(error.error, 400), error.error
     if isinstance(error, CallbackError):
-        return 400, error.reason
+        return (401 if error.reason == "login_required" else 400), error.reason
     if isinstance(error, TokenError):
         # invalid_grant at the callback: the code was refused; the user can simply try again.
         return (400 if error.error == "invalid_grant" else 502), error.error

@@ -64,10 +64,13 @@ class Token:
     #: Validated claims of ``id_token`` (OpenID Connect), or an empty mapping.
     claims: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    #: When the token was received (aware UTC), if known; with ``expires_at`` it gives the lifetime.
+    issued_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        if self.expires_at is not None and self.expires_at.tzinfo is None:
-            raise ValueError("Token.expires_at must be an aware datetime")
+        for moment in (self.expires_at, self.issued_at):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError("Token.expires_at and Token.issued_at must be aware datetimes")
         # Freeze the mappings so the token is immutable all the way down.
         object.__setattr__(self, "claims", MappingProxyType(dict(self.claims)))
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
@@ -98,6 +101,7 @@ class Token:
             scopes=frozenset(scopes),
             id_token=id_token,
             extra=extra or {},
+            issued_at=received,
         )
 
     def is_expired(self, leeway: float = 0, *, now: datetime | None = None) -> bool:
@@ -114,9 +118,17 @@ class Token:
             return None
         return (self.expires_at - _utcnow()).total_seconds()
 
-    def has_scopes(self, scopes: Iterable[str]) -> bool:
-        """``True`` when every scope in *scopes* was granted."""
-        return self.scopes.issuperset(scopes)
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds between receipt and expiry, when both are known."""
+        if self.expires_at is None or self.issued_at is None:
+            return None
+        return (self.expires_at - self.issued_at).total_seconds()
+
+    def has_scopes(self, scopes: str | Iterable[str]) -> bool:
+        """``True`` when every scope in *scopes* (a list, or a comma/space-separated string) was
+        granted."""
+        return self.scopes.issuperset(parse_scope(scopes))
 
     def replace(self, **changes: Any) -> Token:
         """A copy with *changes* applied (the token itself stays unchanged)."""
@@ -144,6 +156,8 @@ class Token:
             data["claims"] = dict(self.claims)
         if self.extra:
             data["extra"] = dict(self.extra)
+        if self.issued_at is not None:
+            data["issued_at"] = self.issued_at.timestamp()
         return data
 
     @classmethod
@@ -155,6 +169,7 @@ class Token:
             if not isinstance(access_token, str):
                 raise TypeError("access_token")
             expires_at = data.get("expires_at")
+            issued_at = data.get("issued_at")
             return cls(
                 access_token=access_token,
                 token_type=str(data.get("token_type", "Bearer")),
@@ -164,6 +179,7 @@ class Token:
                 id_token=data.get("id_token"),
                 claims=data.get("claims", {}),
                 extra=data.get("extra", {}),
+                issued_at=None if issued_at is None else datetime.fromtimestamp(float(issued_at), tz=timezone.utc),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError("not a serialised Token") from exc

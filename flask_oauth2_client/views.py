@@ -25,6 +25,7 @@ from .errors import ReauthorizationRequired
 from .errors import StateError
 from .extension import _AppState
 from .extension import _state
+from .extension import code_verifier
 from .extension import reauthorization_response
 from .extension import redirect_uri
 from .redirects import safe_next
@@ -110,10 +111,12 @@ def _complete_login(state: _AppState, provider: str) -> Response:
     if not code:
         raise CallbackError("the answer has neither a code nor an error", provider=provider, reason="missing_code")
 
-    token = client.exchange_code(code, redirect_uri=redirect_uri(client.config), code_verifier=started.code_verifier)
+    if state.extension.has_user_id_loader and state.extension.current_user_id() is None:
+        raise CallbackError("nobody is signed in to the application", provider=provider, reason="login_required")
+    verifier = code_verifier(started) if started.pkce else None
+    token = client.exchange_code(code, redirect_uri=redirect_uri(client.config), code_verifier=verifier)
     user_id = state.extension.current_user_id(create=True)
-    if user_id is None:
-        abort(401)
+    assert user_id is not None
     state.store.set(provider, user_id, token)
     asked = list(dict.fromkeys(client.config.scopes + started.scopes))
     _session.bucket().setdefault("d", {})[provider] = [int(time.time()), asked]

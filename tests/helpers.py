@@ -53,3 +53,13 @@ def provider_config(provider: FakeProvider, **overrides: Any) -> dict[str, Any]:
     }
     config.update(overrides)
     return {k: v for k, v in config.items() if v is not None}
+
+
+def aged(token: Any, seconds_left: float) -> Any:
+    """*token* as if received an hour before it expires, *seconds_left* seconds from now."""
+    from datetime import datetime
+    from datetime import timedelta
+    from datetime import timezone
+
+    expires_at = datetime.now(timezone.utc) + timedelta(seconds=seconds_left)
+    return token.replace(expires_at=expires_at, issued_at=expires_at - timedelta(hours=1))

@@ -53,7 +53,8 @@ class TokenStore(abc.ABC):
         seconds. In-process stores lock across threads; shared stores across processes too."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, empty on purpose
-        """Release connections. Called when the extension is shut down."""
+        """Release connections. The extension never calls it (Flask has no shutdown hook);
+        call it yourself when your process shuts down, if your store holds connections."""
 
 
 class KeyedLocks:

@@ -111,5 +111,7 @@ def test_helpers():
     t = token()
     assert t.authorization_header == "Bearer at-secret"
     assert t.has_scopes(["a"])
+    assert t.has_scopes("a, b")
+    assert not t.has_scopes("ab")
     assert not t.has_scopes(["a", "c"])
     assert t.expires_in is not None

@@ -54,6 +54,12 @@ def test_init_app_does_no_network_io():
     OAuth2Client(app)  # port 9 is closed: any request would fail
 
 
+VALID = {
+    "client_id": "c",
+    "client_secret": "s",
+    "authorize_url": "https://p.example/a",
+    "token_url": "https://p.example/t",
+}
 BAD_PROVIDER_CONFIGS = [
     ({"client_secret": "s"}, "'client_id' is required"),
     ({"client_id": "c", "client_secret": "s", "token_url": "https://p.example/t"}, "'authorize_url' is required"),
@@ -150,6 +156,8 @@ BAD_PROVIDER_CONFIGS = [
         },
         "'redirect_uri' must be an absolute",
     ),
+    ({**VALID, "authorize_params": {"scope": "x"}}, "use the provider's 'scope' setting"),
+    ({**VALID, "scope_separator": "+"}, "'scope_separator' must be"),
     (
         {"client_id": "c", "client_secret": "s", "metadata_url": "https://p.example/.well-known/x"},
         "'metadata_url' is not supported",
@@ -177,6 +185,7 @@ def test_provider_config_errors_name_the_provider_and_key(settings, message):
         ("OAUTH2_REFRESH_LEEWAY", -1),
         ("OAUTH2_URL_PREFIX", "oauth"),
         ("OAUTH2_DEFAULT_NEXT", "https://evil.example"),
+        ("OAUTH2_DEFAULT_NEXT", "/\\evil.example"),
         ("OAUTH2_TOKEN_STORE", "nosuchstore"),
         ("OAUTH2_TOKEN_STORE", "os.path:join"),
         ("OAUTH2_TOKEN_ENCRYPTION_KEYS", ["not-a-fernet-key"]),
@@ -288,3 +297,12 @@ def test_logout_with_revocation_down_still_deletes(make_app, fake_provider):
     assert response.status_code == 303
     assert response.headers["Location"] == "/"
     assert app.extensions["oauth2_client"].store.get("demo", "u2") is None
+
+
+def test_callback_without_an_app_user_is_401_before_any_exchange(make_app, fake_provider):
+    oauth = OAuth2Client(user_id_loader=lambda: None)
+    app = make_app(oauth=oauth)
+    client = app.test_client()
+    response = login(client, fake_provider)
+    assert response.status_code == 401
+    assert fake_provider.calls("token") == 0

@@ -4,14 +4,12 @@ exception text (SECURITY.md invariant 4)."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from datetime import timedelta
-from datetime import timezone
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from helpers import aged
 from helpers import callback_path
 from helpers import login
 
@@ -41,14 +39,10 @@ def test_no_secret_in_logs_bodies_or_locations(make_app, fake_provider, caplog, 
     verifier = exchange.form["code_verifier"]
     if store == "memory":
         token = state.store.get("demo", "leak-test-user")
-        state.store.set(
-            "demo", "leak-test-user", token.replace(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
-        )
+        state.store.set("demo", "leak-test-user", aged(token, -1))
         responses.append(client.get("/protected"))
         refreshed = state.store.get("demo", "leak-test-user")
-        state.store.set(
-            "demo", "leak-test-user", refreshed.replace(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
-        )
+        state.store.set("demo", "leak-test-user", aged(refreshed, -1))
         fake_provider.set_fault("token", Fault(status=400, json={"error": "invalid_grant"}))
         responses.append(client.get("/protected"))
         secrets = [token.access_token, token.refresh_token, refreshed.access_token, refreshed.refresh_token]

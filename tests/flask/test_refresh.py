@@ -11,9 +11,11 @@ from urllib.parse import urlsplit
 
 import flask
 import pytest
+from helpers import aged
 from helpers import login
 
 from flask_oauth2_client import OAuth2Client
+from flask_oauth2_client import ReauthorizationRequired
 from flask_oauth2_client import token_refreshed
 from flask_oauth2_client.testing import Fault
 
@@ -46,7 +48,7 @@ def make_expiring(app, seconds=5):
     """Move the stored token's expiry into the refresh leeway (60 s)."""
     store = app.extensions["oauth2_client"].store
     token = store.get("demo", USER)
-    store.set("demo", USER, token.replace(expires_at=datetime.now(timezone.utc) + timedelta(seconds=seconds)))
+    store.set("demo", USER, aged(token, seconds))
     return store.get("demo", USER)
 
 
@@ -81,6 +83,7 @@ def test_old_refresh_token_is_kept_when_none_is_returned(app, client, fake_provi
     new = stored(app)
     assert new.access_token == "fresh-one"
     assert new.refresh_token == old.refresh_token
+    assert new.scopes == old.scopes == {"read", "write"}  # no scope in the answer: the original ones
 
 
 def test_invalid_grant_deletes_the_token_and_sends_to_login_once(app, client, fake_provider):
@@ -221,7 +224,7 @@ def test_concurrent_requests_with_the_session_store_cause_one_refresh(make_app, 
         flask.session.update(saved)
         user_id = flask.session["_oauth2"]["u"]
         token = store.get("demo", user_id)
-        store.set("demo", user_id, token.replace(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+        store.set("demo", user_id, aged(token, -1))
         expired_session = dict(flask.session)
     fake_provider.set_fault("token", Fault(status=None, delay=0.2, grant_type="refresh_token"))
 
@@ -231,3 +234,40 @@ def test_concurrent_requests_with_the_session_store_cause_one_refresh(make_app, 
 
     assert hit_concurrently(app, 20, copy_cookie) == [200] * 20
     assert fake_provider.calls("token", grant_type="refresh_token") == 1
+
+
+def test_refresh_method_without_refresh_token_keeps_a_valid_token(app, client, fake_provider):
+    login(client, fake_provider)
+    store = app.extensions["oauth2_client"].store
+    store.set("demo", USER, stored(app).replace(refresh_token=None))
+    with app.test_request_context(), pytest.raises(ReauthorizationRequired) as info:
+        app.extensions["test_oauth"].refresh("demo")
+    assert info.value.reason == "no_refresh_token"
+    assert stored(app) is not None
+
+
+def test_short_lived_tokens_are_not_refreshed_on_every_request(app, client, fake_provider):
+    fake_provider.access_token_ttl = 30  # shorter than the 60 s leeway
+    login(client, fake_provider)
+    for _ in range(3):
+        assert client.get("/protected").status_code == 200
+    assert fake_provider.calls("token", grant_type="refresh_token") == 0
+    now = datetime.now(timezone.utc)
+    store = app.extensions["oauth2_client"].store
+    # received 20 s ago, 30 s lifetime: 10 s left, less than half its life
+    store.set(
+        "demo", USER, stored(app).replace(issued_at=now - timedelta(seconds=20), expires_at=now + timedelta(seconds=10))
+    )
+    assert client.get("/protected").status_code == 200  # past half its life: refreshed
+    assert fake_provider.calls("token", grant_type="refresh_token") == 1
+
+
+def test_token_params_go_to_the_token_endpoint_only(make_app, fake_provider):
+    oauth = OAuth2Client(user_id_loader=fixed_user)
+    app = make_app(oauth=oauth, provider={"token_params": {"audience": "api://notes"}})
+    client = app.test_client()
+    login(client, fake_provider)
+    client.post("/oauth2/demo/logout")
+    by_endpoint = {r.endpoint: r.form for r in fake_provider.requests if r.endpoint in ("token", "revoke")}
+    assert by_endpoint["token"]["audience"] == "api://notes"
+    assert "audience" not in by_endpoint["revoke"]

@@ -35,6 +35,11 @@ def test_tokens_in_the_cookie_are_encrypted(make_app, fake_provider, keys):
     client = app.test_client()
     login(client, fake_provider)
     raw = str(cookie_payload(app, client))
+    verifier = next(r.form["code_verifier"] for r in fake_provider.requests if r.endpoint == "token")
+    assert verifier not in raw  # derived from the state, never stored
+    for _ in range(3):
+        client.get("/oauth2/demo/login")  # pending logins keep nothing secret either
+    assert "code_verifier" not in str(cookie_payload(app, client))
     _, blob = stored_token(app, client)
     assert isinstance(blob, str)
     cipher = TokenCipher(keys or [derive_key(app.secret_key)])
