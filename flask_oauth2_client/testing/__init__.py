@@ -10,7 +10,8 @@ network access::
     with FakeProvider() as provider:
         app.config["OAUTH2_PROVIDERS"] = {
             "fake": {
-                "metadata_url": provider.metadata_url,
+                "authorize_url": provider.authorize_url,
+                "token_url": provider.token_url,
                 "client_id": provider.client_id,
                 "client_secret": provider.client_secret,
             }
