@@ -36,6 +36,8 @@ log = logging.getLogger("flask_oauth2_client")
 
 #: Token, metadata and JWKS answers larger than this are refused (SECURITY.md P-24).
 MAX_RESPONSE_BYTES = 1024 * 1024
+#: A longer ``expires_in`` (some providers send huge values for "never") means unknown expiry.
+MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
 _KNOWN_FIELDS = frozenset({"access_token", "token_type", "expires_in", "refresh_token", "scope", "id_token"})
 
 
@@ -233,7 +235,7 @@ def _new_session() -> requests.Session:
 
 def _read_capped(response: requests.Response) -> bytes:
     declared = response.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+    if declared is not None and declared.isdecimal() and len(declared) < 20 and int(declared) > MAX_RESPONSE_BYTES:
         raise _TooLarge
     chunks: list[bytes] = []
     size = 0
@@ -266,11 +268,15 @@ def _media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+class _RepeatedMember(ValueError):
+    pass
+
+
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"repeated member {key!r}")
+            raise _RepeatedMember(f"repeated member {_printable(str(key), 40)!r}")
         result[key] = value
     return result
 
@@ -288,7 +294,9 @@ def _decode_body(content_type: str, body: bytes) -> dict[str, Any] | None:
         return _parse_form(text)
     try:
         data = json.loads(text, object_pairs_hook=_reject_duplicates)
-    except json.JSONDecodeError:
+    except _RepeatedMember:
+        raise
+    except (ValueError, RecursionError):  # not JSON, absurdly deep nesting, a 5000-digit number...
         data = None
     if data is None and media == "text/plain":
         return _parse_form(text)
@@ -426,13 +434,13 @@ def _expires_in(value: Any, provider: str) -> float | None:
     """SECURITY.md P-6: a number or a numeric string; anything else means "unknown expiry"."""
     seconds: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
+        seconds = float(value) if abs(value) < 1e18 else float("inf")
+    elif isinstance(value, str) and len(value) < 32:
         try:
             seconds = float(value.strip())
         except ValueError:
             seconds = None
-    if seconds is None or seconds < 0 or seconds != seconds or seconds == float("inf"):
+    if seconds is None or not 0 <= seconds <= MAX_EXPIRES_IN:  # also catches NaN
         if value is None:
             log.warning("provider %s sent a token without expires_in; its lifetime is unknown", provider)
         else:

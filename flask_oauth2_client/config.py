@@ -64,6 +64,7 @@ _PROVIDER_KEYS = frozenset(
         "userinfo_url",
         "revocation_url",
         "issuer",
+        "require_iss",
         "scope",
         "scope_separator",
         "client_auth_method",
@@ -105,6 +106,7 @@ class ProviderConfig:
     userinfo_url: str | None = None
     revocation_url: str | None = None
     issuer: str | None = None
+    require_iss: bool = False
     scopes: tuple[str, ...] = ()
     scope_separator: str = " "
     client_auth_method: str = "client_secret_basic"
@@ -143,7 +145,7 @@ def is_loopback_host(host: str | None) -> bool:
     """``True`` for ``localhost`` and the loopback addresses (127.0.0.0/8, ::1)."""
     if not host:
         return False
-    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -285,6 +287,11 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
     if isinstance(scope, (list, tuple)) and not all(isinstance(s, str) for s in scope):
         raise ConfigurationError(f"{where}: every scope must be a string", provider=name)
 
+    issuer = text("issuer")
+    require_iss = _bool(raw.get("require_iss", False), f"{where}: 'require_iss'", provider=name)
+    if require_iss and issuer is None:
+        raise ConfigurationError(f"{where}: 'require_iss' needs 'issuer'", provider=name)
+
     redirect_uri = text("redirect_uri")
     if redirect_uri is not None:
         parts = urlsplit(redirect_uri)
@@ -301,7 +308,8 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
         token_url=token_url,
         userinfo_url=url("userinfo_url"),
         revocation_url=url("revocation_url"),
-        issuer=text("issuer"),
+        issuer=issuer,
+        require_iss=require_iss,
         scopes=parse_scope(scope),
         scope_separator=separator,
         client_auth_method=method,
@@ -318,7 +326,7 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
 def _check_endpoint(value: str, what: str, provider: str, *, allow_insecure: bool) -> None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"{what} must be an absolute https URL, not {value!r}", provider=provider)
+        raise ConfigurationError(f"{what} must be an absolute https URL", provider=provider)
     if parts.scheme == "http" and not allow_insecure and not is_loopback_host(parts.hostname):
         raise ConfigurationError(
             f"{what} must use https (http is only allowed for loopback hosts, or with "

@@ -27,6 +27,7 @@ from .config import ProviderConfig
 from .config import Settings
 from .config import parse_settings
 from .crypto import TokenCipher
+from .errors import CallbackError
 from .errors import ConfigurationError
 from .errors import OAuth2Error
 from .errors import OAuth2Warning
@@ -35,6 +36,7 @@ from .errors import ProviderUnavailable
 from .errors import ReauthorizationRequired
 from .errors import TokenError
 from .identity import default_user_id
+from .identity import rotate_session_user_id
 from .pkce import code_challenge
 from .pkce import derive_code_verifier
 from .redirects import safe_next
@@ -180,6 +182,28 @@ class OAuth2Client:
             user_id = self._user_id_loader()
             return None if user_id is None else str(user_id)
         return default_user_id(create=create)
+
+    def _owner_of_new_token(self, state: _AppState) -> str:
+        """The user id a freshly obtained token is stored under. With the default identity the
+        browser's random id is replaced (its other tokens move along), defeating fixation."""
+        if self._user_id_loader is not None:
+            user_id = self.current_user_id()
+            if user_id is None:
+                raise CallbackError("nobody is signed in to the application", reason="login_required")
+            return user_id
+        rotated = rotate_session_user_id()
+        if rotated is None:
+            user_id = default_user_id(create=True)
+            assert user_id is not None  # a Flask-Login user is signed in
+            return user_id
+        old, new = rotated
+        if old is not None:
+            for name in state.settings.providers:
+                token = state.store.get(name, old)
+                if token is not None:
+                    state.store.set(name, new, token)
+                    state.store.delete(name, old)
+        return new
 
     def get_token(self, provider: str) -> Token | None:
         """The current user's token for *provider* exactly as stored, or ``None``. No network
@@ -367,19 +391,24 @@ def reauthorization_response(error: ReauthorizationRequired) -> Response:
         args["next"] = target
     if error.scopes:
         args["scope"] = " ".join(error.scopes)
-        finished = _session.peek().get("d", {}).get(provider)
-        if (
-            error.reason == "insufficient_scope"
-            and isinstance(finished, list)
-            and len(finished) == 2
-            and time.time() - finished[0] < 60
-            and set(error.scopes) <= set(finished[1])
-        ):
+    finished = _session.peek().get("d", {}).get(provider)
+    if isinstance(finished, list) and len(finished) == 2 and isinstance(finished[0], int):
+        age = time.time() - finished[0]
+        if error.reason == "insufficient_scope" and age < 60 and set(error.scopes) <= set(finished[1]):
             # A login that asked for these scopes just finished without them: the provider
             # grants less than asked, and another redirect would loop.
             return error_response(
                 OAuth2Error("the provider did not grant the permissions this page needs", provider=provider),
                 status=403,
+            )
+        if error.reason == "expired" and age < 10:
+            # The token of a login that just finished is already unusable (e.g. expires_in 0):
+            # sending the browser round again would loop.
+            return error_response(
+                OAuth2Error(
+                    "the provider's new token could not be used; not starting another login", provider=provider
+                ),
+                status=502,
             )
     login_url = url_for("oauth2.login", **args)
     if wants_json():

@@ -11,7 +11,7 @@ from flask import current_app
 
 from . import _session
 
-__all__ = ["default_user_id"]
+__all__ = ["default_user_id", "rotate_session_user_id"]
 
 
 def default_user_id(*, create: bool) -> str | None:
@@ -24,6 +24,21 @@ def default_user_id(*, create: bool) -> str | None:
         return uid
     if not create:
         return None
+    return _new_session_user_id()
+
+
+def rotate_session_user_id() -> tuple[str | None, str] | None:
+    """Give the browser a new random user id, as after every login with the default identity,
+    so that an id planted in the browser by someone else (session fixation) never gets the
+    tokens. Returns ``(old id, new id)``, or ``None`` when a Flask-Login user is signed in (their
+    id is not ours to change)."""
+    if _flask_login_user_id() is not None:
+        return None
+    old = _session.peek().get("u")
+    return (old if isinstance(old, str) else None), _new_session_user_id()
+
+
+def _new_session_user_id() -> str:
     uid = "session:" + secrets.token_urlsafe(16)
     _session.bucket()["u"] = uid
     _session.changed()

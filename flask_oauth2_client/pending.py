@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import json
 import secrets
 import time
 from typing import Any
@@ -64,10 +65,18 @@ def _entries(ttl: int, now: int) -> list[PendingAuthorization]:
     return [p for p in loaded if p is not None and p.created_at + ttl > now]
 
 
+#: Most bytes (as JSON) the pending logins may take in the session; the oldest go first beyond it,
+#: so that links crafted with long ``next`` values cannot push the session cookie past 4 KB.
+MAX_PENDING_BYTES = 1536
+
+
 def _save(entries: list[PendingAuthorization]) -> None:
     data = _session.bucket()
-    if entries:
-        data["p"] = [p.dump() for p in entries]
+    dumped = [p.dump() for p in entries]
+    while len(dumped) > 1 and len(json.dumps(dumped, separators=(",", ":"))) > MAX_PENDING_BYTES:
+        del dumped[0]
+    if dumped:
+        data["p"] = dumped
     else:
         data.pop("p", None)
     _session.changed()

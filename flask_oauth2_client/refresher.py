@@ -99,8 +99,13 @@ class Refresher:
                 raise ReauthorizationRequired(
                     "the provider refused to refresh the token", provider=provider, reason="refresh_refused"
                 )
-            if isinstance(remembered, Token):
-                store.set(provider, user_id, remembered)  # bring this caller's copy up to date
+            if (
+                isinstance(remembered, Token)
+                and remembered.access_token != seen.access_token
+                and not self.needs_refresh(remembered)
+            ):
+                if remembered.access_token != current.access_token:
+                    store.set(provider, user_id, remembered)  # bring this caller's copy up to date
                 return remembered
             if not force and not self.needs_refresh(current):
                 return current

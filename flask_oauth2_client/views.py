@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +41,13 @@ log = logging.getLogger("flask_oauth2_client")
 
 blueprint = Blueprint("oauth2", __name__, template_folder="templates")
 
+#: Longest ``next`` kept for after the login; longer ones fall back to ``OAUTH2_DEFAULT_NEXT``.
+MAX_NEXT_LENGTH = 1024
+#: Longest ``scope`` the login route accepts for incremental authorization.
+MAX_SCOPE_PARAM = 512
+# Scope tokens (NQCHAR: %x21 / %x23-5B / %x5D-7E) separated by spaces or commas.
+_SCOPE_PARAM = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+(?:[ ,]+[\x21\x23-\x5b\x5d-\x7e]+)*")
+
 
 @blueprint.after_request
 def _security_headers(response: Response) -> Response:
@@ -61,8 +69,14 @@ def login(provider: str) -> Response:
     params: dict[str, str] = {}
     scope = request.args.get("scope")
     if scope:
+        # Any site can link here: accept only well-formed scope tokens (RFC 6749 §3.3), briefly.
+        if len(scope) > MAX_SCOPE_PARAM or not _SCOPE_PARAM.fullmatch(scope):
+            raise CallbackError("the requested scope is malformed", provider=provider, reason="invalid_scope")
         params["scope"] = scope
-    return state.extension.authorize_redirect(provider, next=request.args.get("next"), **params)
+    target = request.args.get("next")
+    if target is not None and len(target) > MAX_NEXT_LENGTH:
+        target = None  # too long to keep in the session: go to OAUTH2_DEFAULT_NEXT afterwards
+    return state.extension.authorize_redirect(provider, next=target, **params)
 
 
 @blueprint.get("/<provider>/callback")
@@ -70,6 +84,8 @@ def callback(provider: str) -> Response:
     """The redirection endpoint: verify the answer, exchange the code, store the token."""
     state = _state()
     _known(state, provider)
+    if request.method != "GET":
+        abort(405)  # a HEAD (link preview, prefetch) must not spend the code
     try:
         return _complete_login(state, provider)
     except OAuth2Error as error:
@@ -83,7 +99,7 @@ def _complete_login(state: _AppState, provider: str) -> Response:
     repeated = sorted(key for key in args if len(args.getlist(key)) > 1)
     if "state" in repeated:
         raise StateError("the state parameter is repeated", provider=provider, reason="invalid_request")
-    received_state = args.get("state")
+    received_state = _param(args, "state")
     if not received_state:
         raise StateError("the answer has no state; start the login again", provider=provider, reason="invalid_state")
     started = pending.consume(received_state, provider=provider, ttl=int(state.settings.state_ttl))
@@ -94,29 +110,28 @@ def _complete_login(state: _AppState, provider: str) -> Response:
         )
     client = state.client(provider)
     issuer = client.config.issuer
-    iss = args.get("iss")
-    if iss is not None and issuer is not None and iss != issuer:
+    iss = _param(args, "iss")
+    if issuer is not None and (iss != issuer if iss is not None else client.config.require_iss):
         raise StateError(
             "the answer comes from another issuer (iss mismatch)", provider=provider, reason="invalid_issuer"
         )
-    error = args.get("error")
+    error = _param(args, "error")
     if error is not None:
         raise AuthorizationError(
             _short(error) or "invalid_request",
             provider=provider,
-            description=_short(args.get("error_description")),
-            uri=args.get("error_uri"),
+            description=_short(_param(args, "error_description")),
+            uri=_param(args, "error_uri"),
         )
-    code = args.get("code")
-    if not code:
+    code = _param(args, "code")
+    if code is None:
         raise CallbackError("the answer has neither a code nor an error", provider=provider, reason="missing_code")
 
     if state.extension.has_user_id_loader and state.extension.current_user_id() is None:
         raise CallbackError("nobody is signed in to the application", provider=provider, reason="login_required")
     verifier = code_verifier(started) if started.pkce else None
     token = client.exchange_code(code, redirect_uri=redirect_uri(client.config), code_verifier=verifier)
-    user_id = state.extension.current_user_id(create=True)
-    assert user_id is not None
+    user_id = state.extension._owner_of_new_token(state)
     state.store.set(provider, user_id, token)
     asked = list(dict.fromkeys(client.config.scopes + started.scopes))
     _session.bucket().setdefault("d", {})[provider] = [int(time.time()), asked]
@@ -151,6 +166,12 @@ def _same_origin() -> bool:
         theirs = urlsplit(origin)
         return (theirs.scheme, theirs.netloc) == (mine.scheme, mine.netloc)
     return True
+
+
+def _param(args: Any, name: str) -> str | None:
+    """A callback parameter; an empty value counts as absent (RFC 6749 §3.1)."""
+    value = args.get(name)
+    return value if value else None
 
 
 def _short(value: str | None, limit: int = 200) -> str | None:

@@ -158,9 +158,22 @@ def test_expired_token_without_refresh_token_sends_to_login(app, client, fake_pr
     store.set(
         "demo", USER, token.replace(refresh_token=None, expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
     )
+    with client.session_transaction() as session:
+        session["_oauth2"]["d"]["demo"][0] -= 60  # the login finished a minute ago
+        session.modified = True
     assert client.get("/protected").status_code == 302
     assert stored(app) is None
     assert fake_provider.calls("token", grant_type="refresh_token") == 0
+
+
+def test_tokens_that_expire_at_once_do_not_loop(app, client, fake_provider):
+    fake_provider.set_fault(
+        "token", Fault(status=200, json={"access_token": "dead", "token_type": "Bearer", "expires_in": 0})
+    )
+    assert login(client, fake_provider).status_code == 302
+    response = client.get("/protected")
+    assert response.status_code == 502
+    assert "not starting another login" in response.get_data(as_text=True)
 
 
 def test_no_token_browser_is_redirected_and_api_client_gets_401(client):
