@@ -83,6 +83,7 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "OAUTH2_URL_PREFIX": "/oauth2",
     "OAUTH2_TOKEN_STORE": "session",
     "OAUTH2_TOKEN_STORE_URL": None,
+    "OAUTH2_TOKEN_STORE_PREFIX": "oauth2:",
     "OAUTH2_TOKEN_ENCRYPTION_KEYS": None,
     "OAUTH2_REFRESH_LEEWAY": 60,
     "OAUTH2_REFRESH_LOCK_TIMEOUT": 30,
@@ -125,6 +126,7 @@ class Settings:
     url_prefix: str = "/oauth2"
     token_store: Any = "session"
     token_store_url: str | None = None
+    token_store_prefix: str = "oauth2:"
     encryption_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
     refresh_leeway: float = 60
     refresh_lock_timeout: float = 30
@@ -176,6 +178,9 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     default_next = get("OAUTH2_DEFAULT_NEXT")
     if not isinstance(default_next, str) or safe_next(default_next, "") != default_next:
         raise ConfigurationError("OAUTH2_DEFAULT_NEXT must be a path on this site starting with '/'")
+    store_prefix = get("OAUTH2_TOKEN_STORE_PREFIX")
+    if not isinstance(store_prefix, str) or not store_prefix:
+        raise ConfigurationError("OAUTH2_TOKEN_STORE_PREFIX must be a non-empty string")
     store_url = get("OAUTH2_TOKEN_STORE_URL")
     if store_url is not None and not isinstance(store_url, str):
         raise ConfigurationError("OAUTH2_TOKEN_STORE_URL must be a URL string")
@@ -185,6 +190,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         url_prefix=prefix.rstrip("/") or "/",
         token_store=get("OAUTH2_TOKEN_STORE"),
         token_store_url=store_url,
+        token_store_prefix=store_prefix,
         encryption_keys=_keys(get("OAUTH2_TOKEN_ENCRYPTION_KEYS")),
         refresh_leeway=_number(get("OAUTH2_REFRESH_LEEWAY"), "OAUTH2_REFRESH_LEEWAY", minimum=0),
         refresh_lock_timeout=_number(

@@ -113,8 +113,8 @@ class OAuth2Client:
         the ``oauth2`` blueprint. Does no network I/O.
 
         Settings read: ``OAUTH2_PROVIDERS``, ``OAUTH2_URL_PREFIX``, ``OAUTH2_TOKEN_STORE``,
-        ``OAUTH2_TOKEN_STORE_URL``, ``OAUTH2_TOKEN_ENCRYPTION_KEYS``, ``OAUTH2_REFRESH_LEEWAY``,
-        ``OAUTH2_REFRESH_LOCK_TIMEOUT``, ``OAUTH2_HTTP_TIMEOUT``, ``OAUTH2_STATE_TTL``,
+        ``OAUTH2_TOKEN_STORE_URL``, ``OAUTH2_TOKEN_STORE_PREFIX``, ``OAUTH2_TOKEN_ENCRYPTION_KEYS``,
+        ``OAUTH2_REFRESH_LEEWAY``, ``OAUTH2_REFRESH_LOCK_TIMEOUT``, ``OAUTH2_HTTP_TIMEOUT``, ``OAUTH2_STATE_TTL``,
         ``OAUTH2_MAX_PENDING_LOGINS``, ``OAUTH2_DEFAULT_NEXT``, ``OAUTH2_ALLOW_INSECURE_TRANSPORT``.
 
         :raises ConfigurationError: a setting is invalid; the message names the key and provider.
@@ -129,6 +129,9 @@ class OAuth2Client:
             url=settings.token_store_url,
             cipher=cipher,
             instance_path=app.instance_path,
+            prefix=settings.token_store_prefix,
+            # A lock whose owner died is freed after this long: longer than any refresh can take.
+            lock_ttl=max(settings.refresh_lock_timeout, 3 * settings.http_timeout + 5),
         )
         if store.uses_session and uses_cookie_session(app):
             warnings.warn(
@@ -158,6 +161,9 @@ class OAuth2Client:
         from .views import handle_error
 
         app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
+        from .cli import oauth2_cli
+
+        app.cli.add_command(oauth2_cli)
         app.register_error_handler(OAuth2Error, handle_error)
 
     def user_id_loader(self, loader: UserIdLoader) -> UserIdLoader:

@@ -3,7 +3,10 @@ fixture of the library's own pytest plugin); the app side runs in Flask's test c
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -61,3 +64,82 @@ def make_app(fake_provider: FakeProvider) -> AppFactory:
 @pytest.fixture
 def app(make_app: AppFactory) -> Flask:
     return make_app()
+
+
+# -- real PostgreSQL and Redis ------------------------------------------------------------------
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _require(service: str, reachable: bool, where: str) -> None:
+    """Skip when a server is missing on a developer's machine; under CI=true, fail instead."""
+    if reachable:
+        return
+    message = f"{service} is not reachable at {where}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; CI runs on machines that have it")
+    pytest.skip(f"{message} (set TEST_{service.upper()}_URL to use another server)")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The URL of a real PostgreSQL database (127.0.0.1:5432, database ``test``)."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(POSTGRES_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        reachable = True
+    except Exception:
+        reachable = False
+    _require("postgres", reachable, "127.0.0.1:5432")
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of a real Redis server (127.0.0.1:6379, database 15)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        reachable = True
+    except Exception:
+        reachable = False
+    _require("redis", reachable, "127.0.0.1:6379")
+    return REDIS_URL
+
+
+@pytest.fixture
+def sql_table() -> str:
+    """A table name of this test's own (dropped afterwards where a fixture created it)."""
+    return "oauth2_tokens_" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def postgres_store(postgres_url: str, sql_table: str) -> Iterator[Any]:
+    from flask_oauth2_client.stores.sql import SQLTokenStore
+
+    store = SQLTokenStore(postgres_url, table=sql_table)
+    yield store
+    store.table.drop(store.engine, checkfirst=True)
+    store.close()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return "test-" + uuid.uuid4().hex[:12] + ":"
+
+
+@pytest.fixture
+def redis_store(redis_url: str, redis_prefix: str) -> Iterator[Any]:
+    from flask_oauth2_client.stores.redis import RedisTokenStore
+
+    store = RedisTokenStore(redis_url, prefix=redis_prefix)
+    yield store
+    for key in store.client.scan_iter(match=redis_prefix + "*"):
+        store.client.delete(key)
+    store.close()

@@ -1,6 +1,7 @@
 """Token stores: where tokens are kept between requests.
 
-``OAUTH2_TOKEN_STORE`` takes a short name (``"session"``, ``"memory"``), a dotted import path of a
+``OAUTH2_TOKEN_STORE`` takes a short name (``"session"``, ``"memory"``, ``"sql"``, ``"redis"``), a
+dotted import path of a
 :class:`TokenStore` subclass (``"myapp.tokens:MyStore"`` or ``"myapp.tokens.MyStore"``), or an
 instance.
 """
@@ -20,6 +21,8 @@ __all__ = ["BUILTIN_STORES", "KeyedLocks", "MemoryTokenStore", "TokenStore", "cr
 BUILTIN_STORES = {
     "memory": "flask_oauth2_client.stores.memory:MemoryTokenStore",
     "session": "flask_oauth2_client.stores.session:SessionTokenStore",
+    "sql": "flask_oauth2_client.stores.sql:SQLTokenStore",
+    "redis": "flask_oauth2_client.stores.redis:RedisTokenStore",
 }
 
 
@@ -40,6 +43,8 @@ def create_store(spec: Any, **options: Any) -> TokenStore:
     try:
         target = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
+        if spec in BUILTIN_STORES:
+            raise
         raise ConfigurationError(f"OAUTH2_TOKEN_STORE: cannot import {spec!r} ({exc})") from None
     if not (isinstance(target, type) and issubclass(target, TokenStore)):
         raise ConfigurationError(f"OAUTH2_TOKEN_STORE: {spec!r} is not a TokenStore subclass")

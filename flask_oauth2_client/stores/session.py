@@ -23,6 +23,7 @@ from ..crypto import TokenCipher
 from ..crypto import derive_key
 from ..errors import ConfigurationError
 from ..token import Token
+from ._codec import TokenCodec
 from .base import KeyedLocks
 from .base import TokenStore
 
@@ -68,23 +69,12 @@ class SessionTokenStore(TokenStore):
 
     def get(self, provider: str, user_id: str) -> Token | None:
         entry = _session.peek().get("t", {}).get(provider)
-        if not isinstance(entry, list) or len(entry) != 2 or entry[0] != user_id:
+        if not isinstance(entry, list) or len(entry) != 2 or entry[0] != user_id or not isinstance(entry[1], str):
             return None
-        payload = entry[1]
-        cipher = self._cipher_for_app()
-        try:
-            if cipher is not None:
-                if not isinstance(payload, str):
-                    return None
-                plain = cipher.decrypt(payload.encode("ascii"))
-                return None if plain is None else Token.from_json(plain)
-            return Token.from_dict(payload) if isinstance(payload, dict) else None
-        except ValueError:
-            return None
+        return TokenCodec(self._cipher_for_app()).loads(entry[1], provider=provider)
 
     def set(self, provider: str, user_id: str, token: Token) -> None:
-        cipher = self._cipher_for_app()
-        payload: Any = token.to_dict() if cipher is None else cipher.encrypt(token.to_json().encode()).decode("ascii")
+        payload = TokenCodec(self._cipher_for_app()).dumps(token)
         data = _session.bucket()
         tokens = data.get("t")
         if not isinstance(tokens, dict):

@@ -1,0 +1,57 @@
+"""How every store turns a :class:`Token` into stored text and back, encrypted when a cipher is
+configured. One place, so that no store writes a token in clear by mistake."""
+
+from __future__ import annotations
+
+import logging
+
+from ..crypto import TokenCipher
+from ..token import Token
+
+__all__ = ["TokenCodec"]
+
+log = logging.getLogger("flask_oauth2_client")
+
+
+class TokenCodec:
+    """Serialises tokens as JSON, wrapped in Fernet when *cipher* is given.
+
+    Records written without encryption stay readable after keys are configured (they are
+    encrypted on their next write); a record that no key decrypts counts as absent.
+    """
+
+    def __init__(self, cipher: TokenCipher | None) -> None:
+        self.cipher = cipher
+
+    def dumps(self, token: Token) -> str:
+        text = token.to_json()
+        if self.cipher is None:
+            return text
+        return self.cipher.encrypt(text.encode("utf-8")).decode("ascii")
+
+    def loads(self, raw: str | bytes | None, *, provider: str) -> Token | None:
+        """The token in *raw*, or ``None`` (logged, without the record) when it cannot be read."""
+        if raw is None:
+            return None
+        data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+        if not data.lstrip().startswith(b"{"):
+            plain = None if self.cipher is None else self.cipher.decrypt(data)
+            if plain is None:
+                log.warning(
+                    "a stored %s token could not be decrypted (wrong key, or damaged); it is treated as absent",
+                    provider,
+                )
+                return None
+            data = plain
+        try:
+            return Token.from_json(data)
+        except ValueError:
+            log.warning("a stored %s token is damaged; it is treated as absent", provider)
+            return None
+
+    def needs_rewrite(self, raw: str | bytes) -> bool:
+        """``True`` when *raw* is not encrypted with the newest key (or not encrypted at all)."""
+        if self.cipher is None:
+            return False
+        data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+        return data.lstrip().startswith(b"{") or self.cipher.needs_rotation(data)

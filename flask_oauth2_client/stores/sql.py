@@ -1,0 +1,256 @@
+"""Tokens in a SQL database through SQLAlchemy Core (``pip install flask-oauth2-client[sql]``).
+
+Without ``OAUTH2_TOKEN_STORE_URL`` the database is a SQLite file in the app's instance folder: the
+embedded default for one machine, several worker processes included. With PostgreSQL (or any
+database SQLAlchemy speaks) several hosts share the tokens.
+
+The table (``oauth2_tokens`` by default) is created on first use, or by ``flask oauth2 init-db``::
+
+    provider    VARCHAR(64)   primary key, with user_id
+    user_id     VARCHAR(255)  primary key, with provider
+    token       TEXT          the serialised token; Fernet-encrypted with OAUTH2_TOKEN_ENCRYPTION_KEYS
+    expires_at  TIMESTAMP     access token expiry (UTC), NULL when unknown; for housekeeping
+    updated_at  TIMESTAMP     last write (UTC)
+
+The refresh lock works across processes: a PostgreSQL advisory lock, a file lock beside a SQLite
+database (one machine), and on other databases a lock per process only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from datetime import timezone
+from typing import Any
+
+from ..crypto import TokenCipher
+from ..errors import ConfigurationError
+from ..errors import StoreError
+from ..token import Token
+from ._codec import TokenCodec
+from .base import KeyedLocks
+from .base import TokenStore
+
+try:
+    import sqlalchemy as sa
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import SQLAlchemyError
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ConfigurationError("the 'sql' token store needs SQLAlchemy: pip install 'flask-oauth2-client[sql]'") from exc
+
+__all__ = ["SQLTokenStore"]
+
+_POLL = 0.05  # seconds between attempts at a busy lock
+
+
+class SQLTokenStore(TokenStore):
+    """Tokens in one table of a SQL database.
+
+    :param url: a SQLAlchemy database URL, or an :class:`~sqlalchemy.engine.Engine`.
+    :param cipher: encrypts the ``token`` column.
+    :param table: the table's name.
+    :param engine_options: passed to :func:`sqlalchemy.create_engine`.
+    """
+
+    def __init__(
+        self,
+        url: str | sa.Engine,
+        *,
+        cipher: TokenCipher | None = None,
+        table: str = "oauth2_tokens",
+        engine_options: dict[str, Any] | None = None,
+    ) -> None:
+        if isinstance(url, sa.Engine):
+            self.engine = url
+        else:
+            options: dict[str, Any] = {"pool_pre_ping": True}
+            options.update(engine_options or {})
+            try:
+                self.engine = sa.create_engine(url, **options)
+            except (SQLAlchemyError, ImportError, ValueError) as exc:
+                raise ConfigurationError(f"OAUTH2_TOKEN_STORE_URL: cannot use this database URL ({exc})") from None
+        self._codec = TokenCodec(cipher)
+        self._locks = KeyedLocks()
+        self._created = False
+        self._create_lock = threading.Lock()
+        metadata = sa.MetaData()
+        self.table = sa.Table(
+            table,
+            metadata,
+            sa.Column("provider", sa.String(64), primary_key=True),
+            sa.Column("user_id", sa.String(255), primary_key=True),
+            sa.Column("token", sa.Text, nullable=False),
+            sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        )
+        self._dialect = self.engine.dialect.name
+        self._lock_file = self._sqlite_lock_path()
+        if self._lock_file is not None:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @classmethod
+    def from_config(cls, **options: Any) -> TokenStore:
+        url = options.get("url")
+        if not url:
+            instance_path = options.get("instance_path") or "."
+            os.makedirs(instance_path, exist_ok=True)
+            url = "sqlite:///" + os.path.join(instance_path, "oauth2_tokens.sqlite3")
+        return cls(url, cipher=options.get("cipher"))
+
+    def __repr__(self) -> str:
+        return f"<SQLTokenStore {self._dialect} table={self.table.name!r}>"
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def create_table(self) -> None:
+        """Create the table if it does not exist (``flask oauth2 init-db`` calls this)."""
+        with self._errors("create the token table"):
+            self.table.metadata.create_all(self.engine, checkfirst=True)
+        self._created = True
+
+    def _ensure_table(self) -> None:
+        if not self._created:
+            with self._create_lock:
+                if not self._created:
+                    self.create_table()
+
+    # -- the TokenStore interface ---------------------------------------------------------------
+
+    def get(self, provider: str, user_id: str) -> Token | None:
+        self._ensure_table()
+        t = self.table
+        query = sa.select(t.c.token).where(t.c.provider == provider, t.c.user_id == user_id)
+        with self._errors("read a token"), self.engine.connect() as conn:
+            raw = conn.execute(query).scalar_one_or_none()
+        return self._codec.loads(raw, provider=provider)
+
+    def set(self, provider: str, user_id: str, token: Token) -> None:
+        self._ensure_table()
+        t = self.table
+        values = {
+            "token": self._codec.dumps(token),
+            "expires_at": token.expires_at,
+            "updated_at": datetime.now(timezone.utc),
+        }
+        key = (t.c.provider == provider) & (t.c.user_id == user_id)
+        with self._errors("store a token"):
+            for _ in range(3):
+                try:
+                    with self.engine.begin() as conn:  # one transaction: all or nothing
+                        if conn.execute(sa.update(t).where(key).values(**values)).rowcount == 0:
+                            conn.execute(sa.insert(t).values(provider=provider, user_id=user_id, **values))
+                    return
+                except IntegrityError:
+                    continue  # another process inserted the row meanwhile: update it
+            raise StoreError("could not store the token (concurrent writes)")
+
+    def delete(self, provider: str, user_id: str) -> None:
+        self._ensure_table()
+        t = self.table
+        with self._errors("delete a token"), self.engine.begin() as conn:
+            conn.execute(sa.delete(t).where(t.c.provider == provider, t.c.user_id == user_id))
+
+    def lock(self, provider: str, user_id: str, timeout: float) -> contextlib.AbstractContextManager[None]:
+        return self._lock(provider, user_id, timeout)
+
+    @contextlib.contextmanager
+    def _lock(self, provider: str, user_id: str, timeout: float) -> Iterator[None]:
+        deadline = time.monotonic() + timeout
+        with self._locks.hold((provider, user_id), timeout):  # threads of this process first
+            remaining = max(deadline - time.monotonic(), 0.0)
+            key = _lock_key(provider, user_id)
+            if self._dialect == "postgresql":
+                with self._pg_advisory_lock(key, remaining):
+                    yield
+            elif self._lock_file is not None:
+                with _file_range_lock(self._lock_file, key, remaining):
+                    yield
+            else:
+                yield
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _pg_advisory_lock(self, key: int, timeout: float) -> Iterator[None]:
+        deadline = time.monotonic() + timeout
+        with self._errors("take the refresh lock"):
+            conn = self.engine.connect()
+        try:
+            with self._errors("take the refresh lock"):
+                while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                    conn.commit()
+                    if time.monotonic() >= deadline:
+                        raise StoreError("timed out waiting for another refresh of the same token")
+                    time.sleep(_POLL)
+                conn.commit()
+            try:
+                yield
+            finally:
+                with contextlib.suppress(SQLAlchemyError):
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+        finally:
+            conn.close()
+
+    def _sqlite_lock_path(self) -> str | None:
+        if self._dialect != "sqlite":
+            return None
+        database = self.engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return database + ".lock"
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Database failures become :class:`StoreError` (HTTP 503), without the URL or the SQL."""
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the token database is unavailable: could not {action} ({type(exc).__name__})") from None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers go on while another process writes; wait for locks instead of failing."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _lock_key(provider: str, user_id: str) -> int:
+    """A signed 64-bit number for (provider, user id), as PostgreSQL advisory locks take."""
+    digest = hashlib.sha256(f"flask-oauth2-client\0{provider}\0{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _file_range_lock(path: str, key: int, timeout: float) -> Iterator[None]:
+    """Lock one byte of *path* (one of 65,536 stripes, chosen by *key*) across processes."""
+    import fcntl
+
+    stripe = key % 65536
+    deadline = time.monotonic() + timeout
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, stripe)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise StoreError("timed out waiting for another refresh of the same token") from None
+                time.sleep(_POLL)
+        try:
+            yield
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, stripe)
+    finally:
+        os.close(fd)
