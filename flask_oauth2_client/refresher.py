@@ -10,6 +10,7 @@ token a second time, which providers that rotate refresh tokens treat as theft.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -17,13 +18,18 @@ from collections.abc import Callable
 
 from .client import ProviderClient
 from .errors import ReauthorizationRequired
+from .errors import StoreError
 from .errors import TokenError
 from .stores.base import TokenStore
 from .token import Token
 
 __all__ = ["Refresher"]
 
-_REFUSED = object()  # remembered outcome: the provider refused this refresh token
+log = logging.getLogger("flask_oauth2_client")
+
+_REFUSED = object()
+#: Seconds a refreshed token that the store could not take is kept for a later request to store.
+UNSTORED_TTL = 600  # remembered outcome: the provider refused this refresh token
 
 
 class Refresher:
@@ -120,8 +126,20 @@ class Refresher:
                 raise ReauthorizationRequired(
                     "the provider refused to refresh the token", provider=provider, reason="refresh_refused"
                 ) from None
-            store.set(provider, user_id, fresh)
+            # Remember first: the old refresh token may be spent now, and if the store fails the
+            # next request in this process can still store this result instead of refreshing.
             self._remember(key, fresh)
+            try:
+                store.set(provider, user_id, fresh)
+            except StoreError:
+                self._remember(key, fresh, ttl=UNSTORED_TTL)
+                log.error(
+                    "a refreshed %s token could not be stored; it is kept in this process's memory "
+                    "for %d s and stored by the next request that finds the store available",
+                    provider,
+                    UNSTORED_TTL,
+                )
+                raise
         if on_refreshed is not None:
             on_refreshed(fresh)
         return fresh
@@ -134,10 +152,10 @@ class Refresher:
                 return None
             return entry[1]
 
-    def _remember(self, key: tuple[str, str, str], outcome: object) -> None:
+    def _remember(self, key: tuple[str, str, str], outcome: object, *, ttl: float | None = None) -> None:
         now = time.monotonic()
         with self._guard:
-            self._outcomes[key] = (now + self._ttl, outcome)
+            self._outcomes[key] = (now + (self._ttl if ttl is None else ttl), outcome)
             self._outcomes.move_to_end(key)
             while self._outcomes:
                 oldest_key, (expires, _) = next(iter(self._outcomes.items()))
