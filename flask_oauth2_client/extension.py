@@ -56,6 +56,8 @@ __all__ = ["OAuth2Client"]
 
 log = logging.getLogger("flask_oauth2_client")
 EXTENSION_KEY = "oauth2_client"
+#: Grants that sign the user in through the browser, with the login route.
+BROWSER_GRANTS = ("authorization_code", "implicit")
 F = TypeVar("F", bound=Callable[..., Any])
 UserIdLoader = Callable[[], "str | None"]
 
@@ -291,10 +293,12 @@ class OAuth2Client:
         state = _state()
         client = state.client(provider)
         cfg = client.config
-        if cfg.grant_type != "authorization_code":
+        if cfg.grant_type not in BROWSER_GRANTS:
             raise ConfigurationError(
-                f"provider {provider!r} does not use the authorization_code grant", provider=provider
+                f"provider {provider!r} uses the {cfg.grant_type} grant, which has no browser login",
+                provider=provider,
             )
+        implicit = cfg.grant_type == "implicit"
         extra_scopes = parse_scope(params.pop("scope", None))
         reserved = {
             "state",
@@ -312,7 +316,7 @@ class OAuth2Client:
         started = pending.begin(
             provider,
             safe_next(next, state.settings.default_next),
-            pkce=cfg.pkce,
+            pkce=cfg.pkce and not implicit,
             nonce=None,
             scopes=extra_scopes,
             ttl=int(state.settings.state_ttl),
@@ -324,6 +328,7 @@ class OAuth2Client:
             state=started.state,
             code_challenge=None if verifier is None else code_challenge(verifier),
             scopes=scopes,
+            response_type="token" if implicit else "code",
             extra=params,
         )
         return no_store(redirect(location, 302))

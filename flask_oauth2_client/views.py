@@ -24,6 +24,7 @@ from .errors import ConfigurationError
 from .errors import OAuth2Error
 from .errors import ReauthorizationRequired
 from .errors import StateError
+from .extension import BROWSER_GRANTS
 from .extension import _AppState
 from .extension import _state
 from .extension import code_verifier
@@ -34,6 +35,7 @@ from .responses import error_response
 from .responses import no_store
 from .signals import authorization_failed
 from .signals import token_obtained
+from .token import Token
 
 __all__ = ["blueprint", "handle_error"]
 
@@ -64,7 +66,7 @@ def login(provider: str) -> Response:
     """Start a login with *provider*; ``?next=/path`` says where to go afterwards."""
     state = _state()
     _known(state, provider)
-    if state.provider(provider).grant_type != "authorization_code":
+    if state.provider(provider).grant_type not in BROWSER_GRANTS:
         abort(404)
     params: dict[str, str] = {}
     scope = request.args.get("scope")
@@ -86,11 +88,12 @@ def callback(provider: str) -> Response:
     _known(state, provider)
     if request.method != "GET":
         abort(405)  # a HEAD (link preview, prefetch) must not spend the code
+    if state.provider(provider).grant_type == "implicit":
+        return implicit.page(provider)
     try:
         return _complete_login(state, provider)
     except OAuth2Error as error:
-        log.warning("login with %s failed: %s", provider, error)
-        authorization_failed.send(current_app._get_current_object(), provider=provider, error=error)  # type: ignore[attr-defined]
+        failed_login(provider, error)
         raise
 
 
@@ -131,9 +134,14 @@ def _complete_login(state: _AppState, provider: str) -> Response:
         raise CallbackError("nobody is signed in to the application", provider=provider, reason="login_required")
     verifier = code_verifier(started) if started.pkce else None
     token = client.exchange_code(code, redirect_uri=redirect_uri(client.config), code_verifier=verifier)
+    return finish_login(state, provider, started, token)
+
+
+def finish_login(state: _AppState, provider: str, started: pending.PendingAuthorization, token: Token) -> Response:
+    """Store the token of a successful login for the current user and go to its ``next``."""
     user_id = state.extension._owner_of_new_token(state)
     state.store.set(provider, user_id, token)
-    asked = list(dict.fromkeys(client.config.scopes + started.scopes))
+    asked = list(dict.fromkeys(state.provider(provider).scopes + started.scopes))
     _session.bucket().setdefault("d", {})[provider] = [int(time.time()), asked]
     _session.changed()
     regenerate = getattr(current_app.session_interface, "regenerate", None)
@@ -141,6 +149,12 @@ def _complete_login(state: _AppState, provider: str) -> Response:
         regenerate(session)
     token_obtained.send(current_app._get_current_object(), provider=provider, user_id=user_id, token=token)  # type: ignore[attr-defined]
     return redirect(started.next_url, 302)
+
+
+def failed_login(provider: str, error: OAuth2Error) -> None:
+    """Log a failed login and send :data:`authorization_failed` (once)."""
+    log.warning("login with %s failed: %s", provider, error)
+    authorization_failed.send(current_app._get_current_object(), provider=provider, error=error)  # type: ignore[attr-defined]
 
 
 @blueprint.post("/<provider>/logout")
@@ -188,3 +202,19 @@ def handle_error(error: OAuth2Error) -> Any:
         log.error("flask-oauth2-client is misconfigured: %s", error)
         return error_response(error, status=500)
     return error_response(error)
+
+
+@blueprint.route("/<provider>/implicit", methods=["GET", "POST"])
+def implicit_grant(provider: str) -> Response:
+    r"""Legacy implicit grant: ``GET`` serves the page that reads the URL fragment; its script
+    ``POST``\ s the fragment's fields here to be verified and stored."""
+    state = _state()
+    _known(state, provider)
+    if state.provider(provider).grant_type != "implicit":
+        abort(404)
+    if request.method == "GET":
+        return implicit.page(provider)
+    return implicit.receive(state, provider)
+
+
+from . import implicit  # noqa: E402 - implicit.py uses finish_login from this module
