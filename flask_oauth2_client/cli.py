@@ -24,3 +24,58 @@ def init_db() -> None:
     create()
     table = getattr(store, "table", None)
     click.echo(f"Token table {getattr(table, 'name', '?')!r} is ready ({current_app.name}).")
+
+
+@oauth2_cli.command("providers")
+def providers() -> None:
+    """List the configured providers with their grant and endpoints.
+
+    The configuration was already checked when the app started (init_app); this shows what it
+    says, without contacting any provider.
+    """
+    from .extension import _state
+
+    state = _state()
+    if not state.settings.providers:
+        click.echo("No providers: set OAUTH2_PROVIDERS.")
+        return
+    for name, cfg in state.settings.providers.items():
+        click.echo(f"{name}  ({cfg.grant_type}, client {cfg.client_id}, auth {cfg.client_auth_method})")
+        for label, value in (
+            ("authorize", cfg.authorize_url),
+            ("token", cfg.token_url),
+            ("userinfo", cfg.userinfo_url),
+            ("revocation", cfg.revocation_url),
+            ("issuer", cfg.issuer),
+        ):
+            if value:
+                click.echo(f"  {label:<11}{value}")
+        click.echo(f"  {'scopes':<11}{' '.join(cfg.scopes) or '(none)'}")
+        if cfg.grant_type in ("authorization_code", "implicit"):
+            click.echo(f"  {'pkce':<11}{'S256' if cfg.pkce and cfg.grant_type != 'implicit' else 'off'}")
+    click.echo(f"Configuration OK: {len(state.settings.providers)} provider(s), store {state.store!r}.")
+
+
+@oauth2_cli.command("token")
+@click.argument("provider")
+@click.option("--scope", "scopes", default=None, help="Scopes to ask for instead of the configured ones.")
+@click.option("--show", is_flag=True, help="Also print the access token itself.")
+def token(provider: str, scopes: str | None, show: bool) -> None:
+    """Fetch a client_credentials token for PROVIDER and print its expiry and scopes."""
+    from .errors import OAuth2Error
+    from .extension import _state
+    from .token import parse_scope
+
+    state = _state()
+    if provider not in state.settings.providers:
+        raise click.UsageError(f"no provider named {provider!r}; see 'flask oauth2 providers'")
+    try:
+        fetched = state.extension.client_credentials_token(provider, parse_scope(scopes) or None)
+    except OAuth2Error as exc:
+        raise click.ClickException(str(exc)) from None
+    expiry = "unknown" if fetched.expires_at is None else fetched.expires_at.isoformat(timespec="seconds")
+    click.echo(f"token type: {fetched.token_type}")
+    click.echo(f"expires at: {expiry}")
+    click.echo(f"scopes:     {' '.join(sorted(fetched.scopes)) or '(none)'}")
+    if show:
+        click.echo(f"token:      {fetched.access_token}")

@@ -54,7 +54,7 @@ RESERVED_TOKEN_PARAMS = frozenset(
         "client_assertion_type",
     }
 )
-_PROVIDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_PROVIDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
 _PROVIDER_KEYS = frozenset(
     {
         "client_id",
@@ -207,7 +207,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
 def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderConfig:
     if not isinstance(name, str) or not _PROVIDER_NAME.match(name):
         raise ConfigurationError(
-            f"OAUTH2_PROVIDERS: provider name {name!r} must be 1-64 letters, digits, '_' or '-' (it is used in URLs)"
+            f"OAUTH2_PROVIDERS: provider name {name!r} must be 1-48 letters, digits, '_' or '-' (it is used in URLs)"
         )
     where = f"OAUTH2_PROVIDERS[{name!r}]"
     if not isinstance(raw, Mapping):

@@ -8,6 +8,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 from typing import TypeVar
 from typing import cast
@@ -18,10 +19,12 @@ from flask import jsonify
 from flask import redirect
 from flask import request
 from flask import url_for
+from requests.adapters import HTTPAdapter
 from werkzeug.wrappers import Response
 
 from . import _session
 from . import pending
+from .auth import OAuth2Session
 from .client import ProviderClient
 from .config import ProviderConfig
 from .config import Settings
@@ -44,8 +47,10 @@ from .refresher import Refresher
 from .responses import error_response
 from .responses import no_store
 from .responses import wants_json
+from .signals import token_obtained
 from .signals import token_refreshed
 from .signals import token_revoked
+from .stores import MemoryTokenStore
 from .stores import TokenStore
 from .stores import create_store
 from .stores.session import uses_cookie_session
@@ -71,6 +76,10 @@ class _AppState:
     clients: dict[str, ProviderClient]
     store: TokenStore
     refresher: Refresher
+    #: Where the app's own (client_credentials) tokens live: the store, unless it is per-browser.
+    app_store: TokenStore
+    #: Pooled connections to each provider's APIs, shared by every :meth:`OAuth2Client.session`.
+    api_adapters: dict[str, HTTPAdapter]
 
     def provider(self, name: str) -> ProviderConfig:
         return self.settings.provider(name)
@@ -158,6 +167,8 @@ class OAuth2Client:
             },
             store=store,
             refresher=Refresher(leeway=settings.refresh_leeway, lock_timeout=settings.refresh_lock_timeout),
+            app_store=MemoryTokenStore() if store.uses_session else store,
+            api_adapters={name: HTTPAdapter(pool_maxsize=32) for name in settings.providers},
         )
         from .views import blueprint
         from .views import handle_error
@@ -188,7 +199,7 @@ class OAuth2Client:
         """The current user's id, as the registered loader (or the default) says."""
         if self._user_id_loader is not None:
             user_id = self._user_id_loader()
-            return None if user_id is None else str(user_id)
+            return None if user_id is None or user_id == "" else str(user_id)
         return default_user_id(create=create)
 
     def _owner_of_new_token(self, state: _AppState) -> str:
@@ -221,7 +232,7 @@ class OAuth2Client:
         user_id = self.current_user_id()
         return None if user_id is None else state.store.get(provider, user_id)
 
-    def token_required(self, provider: str, scopes: str | list[str] | None = None) -> Callable[[F], F]:
+    def token_required(self, provider: str, scopes: str | Sequence[str] | None = None) -> Callable[[F], F]:
         """Decorate a view that needs the current user's token for *provider*; the view receives
         it as the keyword argument ``token`` (a :class:`~flask_oauth2_client.Token`).
 
@@ -277,6 +288,73 @@ class OAuth2Client:
         finally:
             state.store.delete(provider, user_id)
         token_revoked.send(current_app._get_current_object(), provider=provider, user_id=user_id)  # type: ignore[attr-defined]
+
+    # -- other grants and calling APIs -------------------------------------------------------------
+
+    def client_credentials_token(self, provider: str, scopes: str | Sequence[str] | None = None) -> Token:
+        """The application's own token for *provider* (client_credentials grant, RFC 6749 §4.4),
+        cached in the token store and requested again shortly before it expires — once, however
+        many threads or workers ask at the same time. Needs an app context, not a request.
+
+        :param scopes: scopes to ask for instead of the configured ones (cached separately).
+        :raises ConfigurationError: the provider does not use the client_credentials grant.
+        """
+        state = _state()
+        client = self._client_for(state, provider, "client_credentials")
+        chosen = parse_scope(scopes) or client.config.scopes
+        return state.refresher.app_token(client, state.app_store, chosen)
+
+    def password_grant(
+        self, provider: str, username: str, password: str, scopes: str | Sequence[str] | None = None
+    ) -> Token:
+        """Legacy resource owner password credentials grant (RFC 6749 §4.3; RFC 9700 §2.4 says
+        not to use it): exchange the user's credentials for a token, store it for the current user
+        and return it. The password is sent to the token endpoint only; it is never logged,
+        stored, or part of an exception's text.
+
+        :raises TokenError: e.g. ``invalid_grant`` for wrong credentials.
+        :raises ConfigurationError: the provider does not use the password grant.
+        """
+        state = _state()
+        client = self._client_for(state, provider, "password")
+        try:
+            token = client.password(username, password, scopes=parse_scope(scopes) or None)
+        except OAuth2Error as exc:
+            _scrub(exc, password)
+            raise
+        user_id = self._owner_of_new_token(state)
+        state.store.set(provider, user_id, token)
+        token_obtained.send(current_app._get_current_object(), provider=provider, user_id=user_id, token=token)  # type: ignore[attr-defined]
+        return token
+
+    def session(self, provider: str) -> OAuth2Session:
+        """A :class:`requests.Session` for *provider*'s APIs that sends the current user's token
+        (the app's token for a client_credentials provider) in the ``Authorization`` header,
+        refreshes it before it expires, and after a ``401`` with ``error="invalid_token"``
+        refreshes it once and retries the request once. Requests get ``OAUTH2_HTTP_TIMEOUT``
+        unless they set a timeout. Use it within the request (or app context) that created it.
+
+        :raises ReauthorizationRequired: the current user has no token (raised at the first request).
+        """
+        state = _state()
+        client = state.client(provider)
+        source: Callable[[Token | None], Token]
+        if client.config.grant_type == "client_credentials":
+
+            def source(stale: Token | None) -> Token:
+                return state.refresher.app_token(client, state.app_store, client.config.scopes, stale=stale)
+
+        else:
+            user_id = self.current_user_id()
+
+            def source(stale: Token | None) -> Token:
+                if user_id is None:
+                    raise ReauthorizationRequired("sign-in with the provider is required", provider=provider)
+                if stale is None:
+                    return self._user_token(state, provider, user_id, ())
+                return self._refresh(state, provider, user_id, stale, force=True)
+
+        return OAuth2Session(source, timeout=state.settings.http_timeout, adapter=state.api_adapters[provider])
 
     # -- starting a login -------------------------------------------------------------------------
 
@@ -335,12 +413,28 @@ class OAuth2Client:
 
     # -- internals ----------------------------------------------------------------------------------
 
+    def _client_for(self, state: _AppState, provider: str, grant_type: str) -> ProviderClient:
+        client = state.client(provider)
+        if client.config.grant_type != grant_type:
+            raise ConfigurationError(
+                f"provider {provider!r} is configured for the {client.config.grant_type} grant, not {grant_type}",
+                provider=provider,
+            )
+        return client
+
     def _usable_token(self, provider: str, required: tuple[str, ...]) -> Token:
         state = _state()
-        state.client(provider)
+        client = state.client(provider)
+        if client.config.grant_type == "client_credentials":
+            return state.refresher.app_token(client, state.app_store, required or client.config.scopes)
         user_id = self.current_user_id()
-        token = None if user_id is None else state.store.get(provider, user_id)
-        if user_id is None or token is None:
+        if user_id is None:
+            raise ReauthorizationRequired("sign-in with the provider is required", provider=provider, scopes=required)
+        return self._user_token(state, provider, user_id, required)
+
+    def _user_token(self, state: _AppState, provider: str, user_id: str, required: tuple[str, ...]) -> Token:
+        token = state.store.get(provider, user_id)
+        if token is None:
             raise ReauthorizationRequired("sign-in with the provider is required", provider=provider, scopes=required)
         if required and not token.has_scopes(required):
             raise ReauthorizationRequired(
@@ -368,6 +462,18 @@ class OAuth2Client:
                 # The token is kept: the protected page is temporarily unavailable (503), not broken.
                 raise ProviderUnavailable(exc.message, provider=provider, kind="unavailable") from None
             raise
+
+
+def _scrub(error: OAuth2Error, secret: str) -> None:
+    """Remove *secret* from an error's texts (a provider might echo what it was sent)."""
+    if not secret:
+        return
+    error.message = error.message.replace(secret, "***")
+    error.args = (error.message,)
+    for attribute in ("description", "uri"):
+        value = getattr(error, attribute, None)
+        if isinstance(value, str):
+            setattr(error, attribute, value.replace(secret, "***"))
 
 
 def _state() -> _AppState:
@@ -421,6 +527,10 @@ def reauthorization_response(error: ReauthorizationRequired) -> Response:
                 ),
                 status=502,
             )
+    cfg = _state().settings.providers.get(provider)
+    if cfg is not None and cfg.grant_type not in BROWSER_GRANTS:
+        # No login route (password grant): the application asks for credentials its own way.
+        return error_response(error)
     login_url = url_for("oauth2.login", **args)
     if wants_json():
         response = jsonify(error="reauthorization_required", error_description=error.message, login_url=login_url)

@@ -23,7 +23,7 @@ from .errors import TokenError
 from .stores.base import TokenStore
 from .token import Token
 
-__all__ = ["Refresher"]
+__all__ = ["Refresher", "app_token_key"]
 
 log = logging.getLogger("flask_oauth2_client")
 
@@ -144,6 +144,36 @@ class Refresher:
             on_refreshed(fresh)
         return fresh
 
+    def app_token(
+        self, client: ProviderClient, store: TokenStore, scopes: tuple[str, ...], *, stale: Token | None = None
+    ) -> Token:
+        """The application's own token (client_credentials grant) for *scopes*, cached in *store*
+        and requested again when it is about to expire (or when it is *stale*, e.g. refused by an
+        API) — once, however many threads and processes ask at the same time.
+
+        App tokens are stored under the provider key ``"<provider>#app"`` (``#`` never appears in a
+        provider name, so they cannot collide with a user's token) and the user id ``scopes``.
+        """
+        key = (app_token_key(client.name), " ".join(sorted(scopes)))
+
+        def usable(token: Token | None) -> bool:
+            if token is None or self.needs_refresh(token):
+                return False
+            return stale is None or token.access_token != stale.access_token
+
+        token = store.get(*key)
+        if usable(token):
+            assert token is not None
+            return token
+        with store.lock(*key, self.lock_timeout):
+            token = store.get(*key)
+            if usable(token):
+                assert token is not None
+                return token
+            fresh = client.client_credentials(scopes=scopes)
+            store.set(*key, fresh)
+            return fresh
+
     def _recall(self, key: tuple[str, str, str]) -> object:
         now = time.monotonic()
         with self._guard:
@@ -162,6 +192,11 @@ class Refresher:
                 if expires >= now and len(self._outcomes) <= self._capacity:
                     break
                 del self._outcomes[oldest_key]
+
+
+def app_token_key(provider: str) -> str:
+    """The store's provider key of the application's own tokens for *provider*."""
+    return f"{provider}#app"
 
 
 def _fingerprint(secret: str) -> str:

@@ -17,6 +17,7 @@ from .errors import IDTokenError
 from .errors import InvalidTokenResponse
 from .errors import OAuth2Error
 from .errors import ProviderUnavailable
+from .errors import ReauthorizationRequired
 from .errors import StoreError
 from .errors import TokenError
 
@@ -62,6 +63,8 @@ def status_and_code(error: OAuth2Error) -> tuple[int, str]:
         return 502, "invalid_id_token"
     if isinstance(error, StoreError):
         return 503, "store_unavailable"
+    if isinstance(error, ReauthorizationRequired):
+        return 401, "reauthorization_required"
     return 502, "oauth2_error"
 
 
