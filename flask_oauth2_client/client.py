@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
@@ -99,12 +100,15 @@ class ProviderClient:
 
     # -- the token endpoint -------------------------------------------------------------------
 
-    def exchange_code(self, code: str, *, redirect_uri: str, code_verifier: str | None) -> Token:
-        """Exchange an authorization code (RFC 6749 §4.1.3), with the PKCE verifier."""
+    def exchange_code(
+        self, code: str, *, redirect_uri: str, code_verifier: str | None, scopes: Iterable[str] | None = None
+    ) -> Token:
+        """Exchange an authorization code (RFC 6749 §4.1.3), with the PKCE verifier. *scopes* are
+        those the authorization request asked for (the granted ones when the answer omits them)."""
         fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         if code_verifier is not None:
             fields["code_verifier"] = code_verifier
-        return self.request_token(fields)
+        return self.request_token(fields, requested_scopes=scopes)
 
     def refresh(
         self, refresh_token: str, *, scopes: Iterable[str] | None = None, previous_scopes: Iterable[str] = ()
@@ -281,6 +285,24 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+_MAX_JSON_DEPTH = 32
+
+
+def _nested_too_deep(text: str) -> bool:
+    """Whether JSON nests deeper than any token response does. Checked before parsing so that a
+    hostile answer never drives the recursive parser near the interpreter's stack limit."""
+    if text.count("[") + text.count("{") <= _MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > _MAX_JSON_DEPTH:
+            return True
+    return False
+
+
 def _decode_body(content_type: str, body: bytes) -> dict[str, Any] | None:
     """The answer as a dict, or ``None`` when it is neither a JSON object nor a form body. JSON
     with repeated members and form bodies with repeated fields raise :class:`ValueError`
@@ -293,10 +315,10 @@ def _decode_body(content_type: str, body: bytes) -> dict[str, Any] | None:
     if media == "application/x-www-form-urlencoded":
         return _parse_form(text)
     try:
-        data = json.loads(text, object_pairs_hook=_reject_duplicates)
+        data = None if _nested_too_deep(text) else json.loads(text, object_pairs_hook=_reject_duplicates)
     except _RepeatedMember:
         raise
-    except (ValueError, RecursionError):  # not JSON, absurdly deep nesting, a 5000-digit number...
+    except (ValueError, RecursionError):  # not JSON, a 5000-digit number...
         data = None
     if data is None and media == "text/plain":
         return _parse_form(text)

@@ -306,3 +306,10 @@ def test_callback_without_an_app_user_is_401_before_any_exchange(make_app, fake_
     response = login(client, fake_provider)
     assert response.status_code == 401
     assert fake_provider.calls("token") == 0
+
+
+def test_logout_from_a_no_referrer_page_is_same_origin(app, client, fake_provider):
+    login(client, fake_provider)
+    headers = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    assert client.post("/oauth2/demo/logout", headers=headers).status_code == 303
+    assert client.post("/oauth2/demo/logout", headers={"Origin": "null"}).status_code == 403

@@ -91,3 +91,23 @@ def test_missing_scope_asks_for_the_union_then_stops(make_app, fake_provider):
     refused = client.get("/admin")
     assert refused.status_code == 403
     assert "did not grant" in refused.get_data(as_text=True)
+
+
+def test_added_scopes_are_kept_when_the_answer_omits_scope(make_app, fake_provider):
+    oauth = OAuth2Client(user_id_loader=lambda: "omit")
+    app = make_app(oauth=oauth)
+
+    @app.get("/admin")
+    @oauth.token_required("demo", scopes="admin")
+    def admin(token: Token) -> str:
+        return "admin"
+
+    client = app.test_client()
+    fake_provider.set_fault(
+        "token", Fault(status=200, json={"access_token": "a", "token_type": "Bearer", "expires_in": 600})
+    )
+    first = client.get("/admin")
+    start = client.get(first.headers["Location"])
+    answer = requests.get(start.headers["Location"], allow_redirects=False, timeout=5)
+    assert client.get(callback_path(answer.headers["Location"])).status_code == 302
+    assert client.get("/admin").data == b"admin"
