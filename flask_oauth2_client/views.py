@@ -41,7 +41,9 @@ __all__ = ["blueprint", "handle_error"]
 
 log = logging.getLogger("flask_oauth2_client")
 
-blueprint = Blueprint("oauth2", __name__, template_folder="templates")
+blueprint = Blueprint(
+    "oauth2", __name__, template_folder="templates", static_folder="static", static_url_path="/_static"
+)
 
 #: Longest ``next`` kept for after the login; longer ones fall back to ``OAUTH2_DEFAULT_NEXT``.
 MAX_NEXT_LENGTH = 1024
@@ -133,7 +135,12 @@ def _complete_login(state: _AppState, provider: str) -> Response:
     if state.extension.has_user_id_loader and state.extension.current_user_id() is None:
         raise CallbackError("nobody is signed in to the application", provider=provider, reason="login_required")
     verifier = code_verifier(started) if started.pkce else None
-    token = client.exchange_code(code, redirect_uri=redirect_uri(client.config), code_verifier=verifier)
+    token = client.exchange_code(
+        code,
+        redirect_uri=redirect_uri(client.config),
+        code_verifier=verifier,
+        scopes=tuple(dict.fromkeys(client.config.scopes + started.scopes)),
+    )
     return finish_login(state, provider, started, token)
 
 
@@ -175,6 +182,10 @@ def _same_origin() -> bool:
     if site is not None and site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("Origin")
+    if origin == "null":
+        # A page served with Referrer-Policy: no-referrer (ours are) posts with Origin: null;
+        # then only Sec-Fetch-Site, which no script can set, can vouch for it.
+        return site == "same-origin"
     if origin is not None:
         mine = urlsplit(request.host_url)
         theirs = urlsplit(origin)
