@@ -4,14 +4,19 @@
 With no ``EXAMPLE_PROVIDER`` in the environment, the app starts an embedded
 :class:`~flask_oauth2_client.testing.FakeProvider` and needs no network and no account; see
 ``example_app/README.md`` for GitHub and Google.
+
+With the embedded FakeProvider, ``/password-login`` also demonstrates the legacy password grant
+(:meth:`OAuth2Client.password_grant`) on a second provider, ``demo-password``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
 import os
 import secrets
+from collections.abc import Callable
 from collections.abc import Mapping
 from datetime import datetime
 from datetime import timezone
@@ -19,13 +24,19 @@ from typing import Any
 
 import requests
 from flask import Flask
+from flask import redirect
 from flask import render_template
+from flask import request
+from flask import session
 from flask import url_for
 from werkzeug.wrappers import Response
 
 from flask_oauth2_client import OAuth2Client
+from flask_oauth2_client import ReauthorizationRequired
 from flask_oauth2_client import Token
+from flask_oauth2_client import TokenError
 
+from .providers import PASSWORD_PROVIDER
 from .providers import ProviderSetup
 from .providers import provider_setup
 from .redact import install_werkzeug_filter
@@ -38,6 +49,8 @@ EXTENSION_KEY = "example_app"
 API_TIMEOUT = 10
 #: How much of an unknown JSON answer ``/api`` shows.
 MAX_SHOWN_CHARS = 4000
+#: The session key of the password form's one-time nonce (its CSRF protection).
+FORM_NONCE_KEY = "password_form_nonce"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,12 +91,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update({k: v for k, v in config.items() if k.isupper()})
     setup = provider_setup(config)
-    app.config.setdefault("OAUTH2_PROVIDERS", {setup.name: dict(setup.settings)})
+    providers: dict[str, Any] = {setup.name: dict(setup.settings)}
+    if setup.password_settings is not None:
+        providers[PASSWORD_PROVIDER] = dict(setup.password_settings)
+    app.config.setdefault("OAUTH2_PROVIDERS", providers)
 
     install_werkzeug_filter()
+    # With the password demo, this emits a DeprecationWarning (RFC 9700 §2.4): expected.
     oauth = OAuth2Client(app)
     app.extensions[EXTENSION_KEY] = ExampleState(oauth=oauth, provider=setup)
     _register_views(app, oauth, setup)
+    if setup.password_settings is not None and PASSWORD_PROVIDER in app.config["OAUTH2_PROVIDERS"]:
+        _register_password_demo(app, oauth, setup)
     return app
 
 
@@ -142,6 +161,77 @@ def _register_views(app: Flask, oauth: OAuth2Client, setup: ProviderSetup) -> No
         return _private(render_template("api.html", items=items, raw=raw, api_url=setup.api_url))
 
 
+def _register_password_demo(app: Flask, oauth: OAuth2Client, setup: ProviderSetup) -> None:
+    """``/password-login`` and ``/password-profile``: the legacy password grant.
+
+    The app shows its own sign-in form (the library has no login route for this grant), sends
+    the credentials to the provider with :meth:`OAuth2Client.password_grant`, and then calls the
+    provider's API with :meth:`OAuth2Client.session`. The password is never stored, logged or
+    shown again: a wrong one re-displays the form with the username only.
+    """
+
+    @app.context_processor
+    def password_context() -> dict[str, Any]:
+        return {"password_login_url": url_for("password_login")}
+
+    def form(error: str | None = None, username: str = "", status: int = 200) -> Response:
+        # CSRF protection: a one-time random value kept in the (signed) session and in the form.
+        # A post from another site carries neither (the cookie is SameSite=Lax, the value secret).
+        nonce = secrets.token_urlsafe(24)
+        session[FORM_NONCE_KEY] = nonce
+        response = _private(render_template("password_login.html", nonce=nonce, error=error, username=username))
+        response.status_code = status
+        return response
+
+    @app.get("/password-login")
+    def password_login() -> Response:
+        return form()
+
+    @app.post("/password-login")
+    def password_login_submit() -> Response:
+        expected = session.pop(FORM_NONCE_KEY, None)
+        sent = request.form.get("nonce", "")
+        if not isinstance(expected, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+            return form("This form has expired or did not come from this site; please sign in again.", status=400)
+        username = request.form.get("username", "").strip()
+        password = request.form.get("password", "")
+        if not username or not password:
+            return form("Enter a username and a password.", username, status=400)
+        try:
+            oauth.password_grant(PASSWORD_PROVIDER, username, password)
+        except TokenError as error:
+            if error.error != "invalid_grant":
+                raise  # a provider or configuration fault: the library's error page (502...)
+            return form("Wrong username or password.", username, status=400)
+        return redirect(url_for("password_profile"), 303)
+
+    @app.get("/password-profile")
+    def password_profile() -> Response | tuple[str, int]:
+        api = oauth.session(PASSWORD_PROVIDER)
+        try:
+            user = _fetch_json(lambda: api.get(setup.userinfo_url, headers={"Accept": "application/json"}))
+        except ReauthorizationRequired:
+            # No token (or it can no longer be refreshed): this grant has no login route.
+            return redirect(url_for("password_login"), 303)
+        except UpstreamError as error:
+            retry = url_for("password_login")
+            return render_template("upstream_error.html", error=error, retry_url=retry), error.status
+        token = oauth.get_token(PASSWORD_PROVIDER)
+        if token is None:
+            return redirect(url_for("password_login"), 303)
+        return _private(
+            render_template(
+                "profile.html",
+                user=_person(user if isinstance(user, dict) else {}),
+                scopes=sorted(token.scopes),
+                expiry=_expiry(token),
+                has_refresh_token=token.refresh_token is not None,
+                token_label=f"{setup.label} (password grant, provider {PASSWORD_PROVIDER})",
+                password_logout_url=url_for("oauth2.logout", provider=PASSWORD_PROVIDER),
+            )
+        )
+
+
 def _private(html: str) -> Response:
     """A page about the signed-in user: not to be cached."""
     response = Response(html, mimetype="text/html")
@@ -151,12 +241,19 @@ def _private(html: str) -> Response:
 
 def _get_json(url: str, token: Token, headers: Mapping[str, str]) -> Any:
     """GET *url* with the user's bearer token; the decoded JSON answer."""
-    try:
-        answer = requests.get(
+    return _fetch_json(
+        lambda: requests.get(
             url,
             headers={"Accept": "application/json", **headers, "Authorization": token.authorization_header},
             timeout=API_TIMEOUT,
         )
+    )
+
+
+def _fetch_json(send: Callable[[], requests.Response]) -> Any:
+    """The decoded JSON answer of the API call *send* makes, or :class:`UpstreamError`."""
+    try:
+        answer = send()
     except requests.Timeout:
         raise UpstreamError("the provider did not answer in time", 504) from None
     except requests.RequestException:

@@ -1,5 +1,8 @@
 """The three provider set-ups of the example app: the embedded FakeProvider (default), GitHub and
-Google. Each is an ``OAUTH2_PROVIDERS`` entry plus the two URLs the example pages call."""
+Google. Each is an ``OAUTH2_PROVIDERS`` entry plus the two URLs the example pages call.
+
+The embedded set-up also configures a second provider, :data:`PASSWORD_PROVIDER`, on the same
+FakeProvider with the legacy password grant, for the ``/password-login`` demo."""
 
 from __future__ import annotations
 
@@ -11,9 +14,11 @@ from typing import Any
 
 from flask_oauth2_client.testing import FakeProvider
 
-__all__ = ["PROVIDER_NAMES", "ProviderSetup", "provider_setup"]
+__all__ = ["PASSWORD_PROVIDER", "PROVIDER_NAMES", "ProviderSetup", "provider_setup"]
 
 PROVIDER_NAMES = ("demo", "github", "google")
+#: The provider name of the password-grant demo (embedded FakeProvider only).
+PASSWORD_PROVIDER = "demo-password"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +41,9 @@ class ProviderSetup:
     api_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: The embedded authorization server, when there is one (the "demo" set-up).
     fake: FakeProvider | None = None
+    #: The ``OAUTH2_PROVIDERS[PASSWORD_PROVIDER]`` entry (legacy password grant), when the
+    #: set-up has one (the "demo" set-up).
+    password_settings: Mapping[str, Any] | None = None
 
 
 def provider_setup(config: Mapping[str, Any]) -> ProviderSetup:
@@ -92,6 +100,17 @@ def _embedded_fake_provider() -> ProviderSetup:
         api_url=fake.api_url,
         api_title="Your notes",
         fake=fake,
+        # The legacy password grant, on the same server and client: the app asks for the user's
+        # password itself and sends it to the token endpoint. No authorize_url: there is no
+        # browser login. init_app() warns (DeprecationWarning, RFC 9700 §2.4), as it should.
+        password_settings={
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "token_url": fake.token_url,
+            "revocation_url": fake.revocation_url,
+            "grant_type": "password",
+            "scope": "read write",
+        },
     )
 
 

@@ -1,5 +1,6 @@
 """The example app end to end, in a real browser: home → provider consent page → profile → API →
-log out, against the FakeProvider that the example app embeds (no network needed)."""
+log out, against the FakeProvider that the example app embeds (no network needed); and the legacy
+password-grant demo (``/password-login``) on the same FakeProvider."""
 
 from __future__ import annotations
 
@@ -39,7 +40,9 @@ class LiveExample:
 def live_example(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveExample]:
     """The example app with its embedded FakeProvider, served on an ephemeral loopback port."""
     monkeypatch.delenv("EXAMPLE_PROVIDER", raising=False)
-    app = create_app({"TESTING": True})
+    # The password-grant demo provider is legacy: init_app says so (SECURITY.md P-17).
+    with pytest.warns(DeprecationWarning, match=r"'demo-password'.*RFC 9700 §2\.4"):
+        app = create_app({"TESTING": True})
     state = app.extensions[EXTENSION_KEY]
     assert isinstance(state, ExampleState)
     fake = state.provider.fake
@@ -169,3 +172,80 @@ def test_denied_consent_shows_the_apps_error_page(browser: Browser, live_example
         assert page.locator("#login").is_visible()
     finally:
         context.close()
+
+
+def test_password_grant_demo(browser: Browser, live_example: LiveExample, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger: the password must appear in none of them
+    base, fake = live_example.url, live_example.provider
+    wrong, right = "not-the-Wonderland-pw", "wonderland"
+    context = browser.new_context()
+    page: Page = context.new_page()
+    page.set_default_timeout(15_000)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    try:
+        # Home links the legacy form; it is a page of the app, not of the provider.
+        page.goto(base + "/")
+        link = page.locator("#password-login")
+        assert "legacy" in link.inner_text()
+        link.click()
+        page.wait_for_url(base + "/password-login")
+        assert "RFC 9700" in page.inner_text("main")
+
+        # A wrong password: the form again, with an error and without the password.
+        page.fill("#username", "alice")
+        page.fill("#password", wrong)
+        with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            page.click("#password-submit")
+        assert answer.value.status == 400
+        page.wait_for_load_state()
+        assert page.inner_text("#problem") == "Wrong username or password."
+        assert wrong not in page.content()
+        assert page.input_value("#username") == "alice"
+        assert page.input_value("#password") == ""
+        assert fake.calls("token", grant_type="password") == 1
+
+        # A post without the form's one-time nonce (what another site could send) is refused
+        # before the provider is asked.
+        forged = context.request.post(
+            base + "/password-login", form={"username": "alice", "password": right}, max_redirects=0
+        )
+        assert forged.status == 400
+        assert fake.calls("token", grant_type="password") == 1
+
+        # The right password: the profile, read through oauth.session() with the new token.
+        page.goto(base + "/password-login")
+        page.fill("#username", "alice")
+        page.fill("#password", right)
+        page.click("#password-submit")
+        page.wait_for_url(base + "/password-profile")
+        assert page.inner_text("#name") == "Alice Liddell"
+        assert page.inner_text("#scopes").split() == ["read", "write"]
+        profile = page.content()
+        assert right not in profile
+        assert fake.calls("token", grant_type="password") == 2
+
+        # The token endpoint got the credentials in the POST body, the API the bearer token.
+        sent = [r.form for r in fake.requests if r.endpoint == "token" and r.grant_type == "password"]
+        assert [form["password"] for form in sent] == [wrong, right]
+        assert [form["username"] for form in sent] == ["alice", "alice"]
+        bearer = [r.headers["Authorization"] for r in fake.requests if r.endpoint == "userinfo"]
+        assert len(bearer) == 1
+        assert bearer[0].startswith("Bearer ")
+        assert bearer[0].split(" ", 1)[1] not in profile
+
+        # Forget the token (POST to the library's logout route): the profile needs the form again.
+        page.click("#password-logout")
+        page.wait_for_url(base + "/")
+        page.goto(base + "/password-profile")
+        page.wait_for_url(base + "/password-login")
+    finally:
+        context.close()
+
+    assert fake.calls("revoke") == 2  # the refresh token, then the access token
+    for url in requested:
+        assert wrong not in url
+        assert right not in url
+    for record in caplog.records:
+        assert wrong not in record.getMessage()
+        assert right not in record.getMessage()
