@@ -80,9 +80,18 @@ class OAuth2Session(requests.Session):
         super().__init__()
         self.auth = BearerAuth(token_source)
         self.default_timeout = timeout
+        self._shared_adapter = adapter
         if adapter is not None:
             self.mount("https://", adapter)
             self.mount("http://", adapter)
+
+    def close(self) -> None:
+        """Close this session's own adapters; the provider's shared connection pool stays open
+        for the other sessions (closing it here would drop every pooled connection)."""
+        for prefix, adapter in list(self.adapters.items()):
+            if adapter is self._shared_adapter:
+                del self.adapters[prefix]
+        super().close()
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         if kwargs.get("timeout") is None:

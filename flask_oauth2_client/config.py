@@ -8,13 +8,13 @@ import dataclasses
 import difflib
 import ipaddress
 import re
-import warnings
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 from .errors import OAuth2Warning
+from .errors import warn
 from .redirects import safe_next
 from .token import parse_scope
 
@@ -160,7 +160,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     unknown = sorted(k for k in config if k.startswith("OAUTH2_") and k not in SETTING_DEFAULTS)
     for key in unknown:
         hint = _did_you_mean(key, SETTING_DEFAULTS)
-        warnings.warn(f"unknown setting {key}{hint}; it is ignored", OAuth2Warning, stacklevel=3)
+        warn(f"unknown setting {key}{hint}; it is ignored", OAuth2Warning)
 
     def get(key: str) -> Any:
         return config.get(key, SETTING_DEFAULTS[key])
@@ -249,11 +249,10 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
             f"{where}: 'grant_type' must be one of {', '.join(GRANT_TYPES)}, not {grant_type!r}", provider=name
         )
     if grant_type in LEGACY_GRANTS:
-        warnings.warn(
+        warn(
             f"{where}: the {grant_type} grant is legacy and insecure ({LEGACY_GRANTS[grant_type]}); "
             "use authorization_code with PKCE",
             DeprecationWarning,
-            stacklevel=4,
         )
     needs_browser = grant_type in ("authorization_code", "implicit")
     authorize_url = url("authorize_url", required=needs_browser)
@@ -278,11 +277,7 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
 
     pkce = _bool(raw.get("pkce", True), f"{where}: 'pkce'", provider=name)
     if not pkce and grant_type == "authorization_code":
-        warnings.warn(
-            f"{where}: PKCE is disabled; RFC 9700 §2.1.1 requires it to defend against code injection",
-            OAuth2Warning,
-            stacklevel=4,
-        )
+        warn(f"{where}: PKCE is disabled; RFC 9700 §2.1.1 requires it to defend against code injection", OAuth2Warning)
 
     separator = raw.get("scope_separator", " ")
     if separator not in (" ", ","):

@@ -22,6 +22,10 @@ The OAuth error *code* (``invalid_grant``, ``access_denied``...) is an attribute
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 __all__ = [
     "AuthorizationError",
     "CallbackError",
@@ -193,3 +197,17 @@ class OAuth2Warning(UserWarning):
 
 
 __all__ += ["OAuth2Warning"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning] = OAuth2Warning) -> None:
+    """Issue a warning attributed to the first caller outside this package (the application's
+    ``init_app`` or ``OAuth2Client(app)`` line), so that the warning filters and the message's
+    file and line point at the user's code, whatever the depth of the call inside the library."""
+    level = 2  # 1 is this function, 2 its caller
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

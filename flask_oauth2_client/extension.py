@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import logging
 import time
-import warnings
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -38,12 +37,15 @@ from .errors import ProviderError
 from .errors import ProviderUnavailable
 from .errors import ReauthorizationRequired
 from .errors import TokenError
+from .errors import warn
 from .identity import default_user_id
 from .identity import rotate_session_user_id
 from .pkce import code_challenge
 from .pkce import derive_code_verifier
 from .redirects import safe_next
 from .refresher import Refresher
+from .refresher import app_token_key
+from .refresher import app_token_owner
 from .responses import error_response
 from .responses import no_store
 from .responses import wants_json
@@ -145,19 +147,17 @@ class OAuth2Client:
             lock_ttl=max(settings.refresh_lock_timeout, 3 * settings.http_timeout + 5),
         )
         if store.uses_session and uses_cookie_session(app):
-            warnings.warn(
+            warn(
                 "tokens are kept in Flask's cookie session, encrypted, but sent to the browser with "
                 "every request; use a server-side session (Flask-Session, set up before OAuth2Client) "
                 "or another OAUTH2_TOKEN_STORE",
                 OAuth2Warning,
-                stacklevel=2,
             )
         if str(app.config.get("SESSION_COOKIE_SAMESITE") or "").lower() == "strict":
-            warnings.warn(
+            warn(
                 "SESSION_COOKIE_SAMESITE = 'Strict' drops the session cookie on the provider's redirect "
                 "back, so every login fails; use 'Lax'",
                 OAuth2Warning,
-                stacklevel=2,
             )
         app.extensions[EXTENSION_KEY] = _AppState(
             extension=self,
@@ -271,12 +271,15 @@ class OAuth2Client:
     def revoke(self, provider: str) -> None:
         """Forget the current user's token for *provider*, revoking it at the provider first when
         it has a ``revocation_url`` (RFC 7009: the refresh token, then the access token). A
-        revocation endpoint that fails is logged; the token is deleted all the same."""
+        revocation endpoint that fails is logged; the token is deleted all the same.
+
+        For a ``client_credentials`` provider, this forgets the application's cached token (for
+        the configured scopes); the next request for it gets a new one."""
         state = _state()
         client = state.client(provider)
-        user_id = self.current_user_id()
-        token = None if user_id is None else state.store.get(provider, user_id)
-        if user_id is None or token is None:
+        store, where, user_id = self._token_home(state, provider)
+        token = None if where is None else store.get(*where)
+        if where is None or token is None:
             return
         try:
             if client.config.revocation_url is not None:
@@ -286,7 +289,7 @@ class OAuth2Client:
         except (ProviderError, ValueError) as exc:
             log.warning("revocation at %s failed (%s); the token is deleted anyway", provider, exc)
         finally:
-            state.store.delete(provider, user_id)
+            store.delete(*where)
         token_revoked.send(current_app._get_current_object(), provider=provider, user_id=user_id)  # type: ignore[attr-defined]
 
     # -- other grants and calling APIs -------------------------------------------------------------
@@ -317,6 +320,9 @@ class OAuth2Client:
         """
         state = _state()
         client = self._client_for(state, provider, "password")
+        if self._user_id_loader is not None and self.current_user_id() is None:
+            # Checked before the credentials travel: the token would have no owner to be stored for.
+            raise CallbackError("nobody is signed in to the application", reason="login_required")
         try:
             token = client.password(username, password, scopes=parse_scope(scopes) or None)
         except OAuth2Error as exc:
@@ -412,6 +418,15 @@ class OAuth2Client:
         return no_store(redirect(location, 302))
 
     # -- internals ----------------------------------------------------------------------------------
+
+    def _token_home(self, state: _AppState, provider: str) -> tuple[TokenStore, tuple[str, str] | None, str | None]:
+        """Where *provider*'s token for this request lives: (store, (store key, user id), user id);
+        the key is ``None`` when there is no current user."""
+        client = state.client(provider)
+        if client.config.grant_type == "client_credentials":
+            return state.app_store, (app_token_key(provider), app_token_owner(client.config.scopes)), None
+        user_id = self.current_user_id()
+        return state.store, None if user_id is None else (provider, user_id), user_id
 
     def _client_for(self, state: _AppState, provider: str, grant_type: str) -> ProviderClient:
         client = state.client(provider)

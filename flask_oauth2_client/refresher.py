@@ -17,13 +17,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .client import ProviderClient
+from .errors import ProviderError
 from .errors import ReauthorizationRequired
 from .errors import StoreError
 from .errors import TokenError
 from .stores.base import TokenStore
 from .token import Token
 
-__all__ = ["Refresher", "app_token_key"]
+__all__ = ["Refresher", "app_token_key", "app_token_owner"]
 
 log = logging.getLogger("flask_oauth2_client")
 
@@ -154,7 +155,7 @@ class Refresher:
         App tokens are stored under the provider key ``"<provider>#app"`` (``#`` never appears in a
         provider name, so they cannot collide with a user's token) and the user id ``scopes``.
         """
-        key = (app_token_key(client.name), " ".join(sorted(scopes)))
+        key = (app_token_key(client.name), app_token_owner(scopes))
 
         def usable(token: Token | None) -> bool:
             if token is None or self.needs_refresh(token):
@@ -170,7 +171,13 @@ class Refresher:
             if usable(token):
                 assert token is not None
                 return token
-            fresh = client.client_credentials(scopes=scopes)
+            try:
+                fresh = client.client_credentials(scopes=scopes)
+            except ProviderError as exc:
+                if stale is None and token is not None and not token.is_expired() and not isinstance(exc, TokenError):
+                    log.warning("renewing the %s app token failed (%s); using it while it lasts", client.name, exc)
+                    return token
+                raise
             store.set(*key, fresh)
             return fresh
 
@@ -197,6 +204,15 @@ class Refresher:
 def app_token_key(provider: str) -> str:
     """The store's provider key of the application's own tokens for *provider*."""
     return f"{provider}#app"
+
+
+def app_token_owner(scopes: tuple[str, ...]) -> str:
+    """The store's user id of the application's token for *scopes*: the sorted scopes, or a hash
+    of them when they would not fit a store's key column."""
+    owner = " ".join(sorted(set(scopes)))
+    if len(owner) > 200:
+        owner = "sha256:" + hashlib.sha256(owner.encode("utf-8")).hexdigest()
+    return owner
 
 
 def _fingerprint(secret: str) -> str:

@@ -12,12 +12,15 @@ from helpers import aged
 from helpers import login
 from helpers import provider_config
 
+from flask_oauth2_client import CallbackError
 from flask_oauth2_client import ConfigurationError
 from flask_oauth2_client import OAuth2Client
+from flask_oauth2_client import ProviderUnavailable
 from flask_oauth2_client import ReauthorizationRequired
 from flask_oauth2_client import Token
 from flask_oauth2_client import TokenError
 from flask_oauth2_client.refresher import app_token_key
+from flask_oauth2_client.refresher import app_token_owner
 from flask_oauth2_client.testing import Fault
 
 
@@ -261,3 +264,75 @@ def test_cli_providers_and_token(fake_provider):
     failed = runner.invoke(args=["oauth2", "token", "svc", "--scope", "other"])
     assert failed.exit_code == 1
     assert "invalid_client" in failed.output
+
+
+# -- follow-ups: app token resilience, password owner check, shared pool, warning location ------------
+
+
+def test_app_token_is_used_while_it_lasts_when_the_provider_is_down(fake_provider, caplog):
+    app, oauth = grant_app(fake_provider, "client_credentials")
+    with app.app_context():
+        first = oauth.client_credentials_token("svc")
+        store = app.extensions["oauth2_client"].app_store
+        key = (app_token_key("svc"), "read write")
+        store.set(*key, aged(first, 10))  # due for renewal, not expired
+        fake_provider.set_fault("token", Fault(status=503))
+        assert oauth.client_credentials_token("svc").access_token == first.access_token
+        store.set(*key, aged(first, -1))  # expired: nothing to fall back on
+        with pytest.raises(ProviderUnavailable):
+            oauth.client_credentials_token("svc")
+    assert "using it while it lasts" in caplog.text
+
+
+def test_app_token_of_many_scopes_fits_any_store_key():
+    scopes = [f"https://api.example/scope/{n}" for n in range(40)]
+    owner = app_token_owner(tuple(scopes))
+    assert owner.startswith("sha256:")
+    assert len(owner) < 100
+    assert app_token_owner(("b", "a", "a")) == "a b"
+
+
+def test_revoke_forgets_the_app_token(fake_provider):
+    app, oauth = grant_app(fake_provider, "client_credentials")
+    with app.test_request_context():
+        first = oauth.client_credentials_token("svc")
+        oauth.revoke("svc")
+        assert oauth.client_credentials_token("svc").access_token != first.access_token
+    assert fake_provider.calls("token", grant_type="client_credentials") == 2
+
+
+def test_password_grant_without_a_signed_in_app_user_sends_nothing(fake_provider):
+    app = Flask("pw")
+    settings = provider_config(fake_provider, grant_type="password")
+    settings.pop("authorize_url")
+    app.config.update(SECRET_KEY="k" * 32, OAUTH2_TOKEN_STORE="memory", OAUTH2_PROVIDERS={"svc": settings})
+    oauth = OAuth2Client(user_id_loader=lambda: None)
+    with pytest.warns(DeprecationWarning, match="RFC 9700"):
+        oauth.init_app(app)
+    with app.test_request_context(), pytest.raises(CallbackError) as info:
+        oauth.password_grant("svc", "alice", "wonderland")
+    assert info.value.reason == "login_required"
+    assert fake_provider.calls("token") == 0
+
+
+def test_closing_a_session_keeps_the_shared_pool(make_app, fake_provider):
+    oauth = OAuth2Client(user_id_loader=lambda: "caller")
+    app = make_app(oauth=oauth)
+    login(app.test_client(), fake_provider)
+    shared = app.extensions["oauth2_client"].api_adapters["demo"]
+    with app.test_request_context():
+        with oauth.session("demo") as first:
+            assert first.get(fake_provider.api_url).status_code == 200
+        pools = len(shared.poolmanager.pools)
+        assert pools == 1  # closing the first session did not empty the shared pool
+        assert oauth.session("demo").get(fake_provider.api_url).status_code == 200
+
+
+def test_configuration_warnings_point_at_the_callers_line(fake_provider):
+    app = Flask("warn")
+    settings = provider_config(fake_provider, grant_type="password")
+    settings.pop("authorize_url")
+    app.config.update(SECRET_KEY="k" * 32, OAUTH2_TOKEN_STORE="memory", OAUTH2_PROVIDERS={"svc": settings})
+    with pytest.warns(DeprecationWarning, match="RFC 9700") as caught:
+        OAuth2Client(app)
+    assert caught[0].filename == __file__
