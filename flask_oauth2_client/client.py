@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +22,12 @@ from urllib.parse import urlunsplit
 
 import requests
 
+from ._http import MAX_RESPONSE_BYTES
+from ._http import decode_body
+from ._http import media_type
+from ._http import new_session
+from ._http import printable
+from ._http import send
 from .config import ProviderConfig
 from .errors import InvalidTokenResponse
 from .errors import ProviderUnavailable
@@ -35,8 +40,6 @@ __all__ = ["MAX_RESPONSE_BYTES", "ProviderClient", "parse_token_response"]
 
 log = logging.getLogger("flask_oauth2_client")
 
-#: Token, metadata and JWKS answers larger than this are refused (SECURITY.md P-24).
-MAX_RESPONSE_BYTES = 1024 * 1024
 #: A longer ``expires_in`` (some providers send huge values for "never") means unknown expiry.
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
 _KNOWN_FIELDS = frozenset({"access_token", "token_type", "expires_in", "refresh_token", "scope", "id_token"})
@@ -53,7 +56,7 @@ class ProviderClient:
     def __init__(self, config: ProviderConfig, *, timeout: float, http: requests.Session | None = None) -> None:
         self.config = config
         self.timeout = timeout
-        self.http = http or _new_session()
+        self.http = http or new_session()
 
     @property
     def name(self) -> str:
@@ -200,55 +203,17 @@ class ProviderClient:
         return {"data": data, "auth": auth}
 
     def _post(self, url: str, request: Mapping[str, Any], *, what: str) -> tuple[int, str, bytes]:
-        try:
-            response = self.http.post(
-                url,
-                data=request["data"],
-                auth=request["auth"],
-                timeout=self.timeout,
-                allow_redirects=False,  # RFC 9700 §4.12: never follow a redirect with credentials
-                stream=True,
-            )
-            with response:
-                body = _read_capped(response)
-                return response.status_code, response.headers.get("Content-Type", ""), body
-        except requests.Timeout:
-            raise ProviderUnavailable(
-                f"the {what} did not answer in time", provider=self.name, kind="timeout"
-            ) from None
-        except requests.RequestException as exc:
-            raise ProviderUnavailable(
-                f"the {what} could not be reached ({type(exc).__name__})", provider=self.name, kind="unreachable"
-            ) from None
-        except _TooLarge:
-            raise InvalidTokenResponse(
-                f"the {what} answered with more than {MAX_RESPONSE_BYTES} bytes", provider=self.name
-            ) from None
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    session.headers["Accept"] = "application/json"
-    session.headers["User-Agent"] = "flask-oauth2-client"
-    return session
-
-
-def _read_capped(response: requests.Response) -> bytes:
-    declared = response.headers.get("Content-Length")
-    if declared is not None and declared.isdecimal() and len(declared) < 20 and int(declared) > MAX_RESPONSE_BYTES:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(chunk_size=65536):
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+        return send(
+            self.http,
+            "POST",
+            url,
+            data=request["data"],
+            auth=request["auth"],
+            timeout=self.timeout,
+            what=what,
+            provider=self.name,
+            malformed=InvalidTokenResponse,
+        )
 
 
 def _insert_after_grant_fields(data: dict[str, str], client: Mapping[str, str]) -> dict[str, str]:
@@ -268,71 +233,6 @@ def _insert_after_grant_fields(data: dict[str, str], client: Mapping[str, str]) 
 # -- parsing answers ------------------------------------------------------------------------------
 
 
-def _media_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-class _RepeatedMember(ValueError):
-    pass
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _RepeatedMember(f"repeated member {_printable(str(key), 40)!r}")
-        result[key] = value
-    return result
-
-
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
-_MAX_JSON_DEPTH = 32
-
-
-def _nested_too_deep(text: str) -> bool:
-    """Whether JSON nests deeper than any token response does. Checked before parsing so that a
-    hostile answer never drives the recursive parser near the interpreter's stack limit."""
-    if text.count("[") + text.count("{") <= _MAX_JSON_DEPTH:
-        return False
-    depth = 0
-    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
-        depth += 1 if match.group() in "[{" else -1
-        if depth > _MAX_JSON_DEPTH:
-            return True
-    return False
-
-
-def _decode_body(content_type: str, body: bytes) -> dict[str, Any] | None:
-    """The answer as a dict, or ``None`` when it is neither a JSON object nor a form body. JSON
-    with repeated members and form bodies with repeated fields raise :class:`ValueError`
-    (RFC 6749 §3.1). Some providers (GitHub without ``Accept``) answer form-encoded."""
-    media = _media_type(content_type)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if media == "application/x-www-form-urlencoded":
-        return _parse_form(text)
-    try:
-        data = None if _nested_too_deep(text) else json.loads(text, object_pairs_hook=_reject_duplicates)
-    except _RepeatedMember:
-        raise
-    except (ValueError, RecursionError):  # not JSON, a 5000-digit number...
-        data = None
-    if data is None and media == "text/plain":
-        return _parse_form(text)
-    return data if isinstance(data, dict) else None
-
-
-def _parse_form(text: str) -> dict[str, Any] | None:
-    try:
-        pairs = parse_qsl(text.strip(), keep_blank_values=True, strict_parsing=True)
-    except ValueError:
-        return None
-    return _reject_duplicates(list(pairs)) if pairs else None
-
-
 def _raise_for_error_answer(status: int, content_type: str, body: bytes, *, provider: str, what: str) -> None:
     """Raise the right error for a non-2xx answer; returns only when nothing fits."""
     if status == 503:
@@ -347,7 +247,7 @@ def _raise_for_error_answer(status: int, content_type: str, body: bytes, *, prov
             f"the {what} failed (HTTP {status})", provider=provider, kind="server_error", status_code=status
         )
     try:
-        data = _decode_body(content_type, body)
+        data = decode_body(content_type, body)
     except ValueError:
         data = None
     error = data.get("error") if data else None
@@ -363,19 +263,11 @@ def _raise_for_error_answer(status: int, content_type: str, body: bytes, *, prov
                 f"the {what} reported a server error", provider=provider, kind="server_error", status_code=status
             )
         raise TokenError(
-            _printable(error) or "invalid_request",
+            printable(error) or "invalid_request",
             provider=provider,
-            description=_printable(description),
+            description=printable(description),
             status_code=status,
         )
-
-
-def _printable(value: str | None, limit: int = 200) -> str | None:
-    """Providers' error texts end up in pages and logs: keep them short and single-line."""
-    if value is None:
-        return None
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in value)
-    return cleaned[:limit]
 
 
 def parse_token_response(
@@ -402,11 +294,11 @@ def parse_token_response(
             f"the token endpoint answered HTTP {status} without an OAuth error", provider=provider
         )
     try:
-        data = _decode_body(content_type, body)
+        data = decode_body(content_type, body)
     except ValueError as exc:
         raise InvalidTokenResponse(f"the token response is malformed: {exc}", provider=provider) from None
     if data is None:
-        media = _media_type(content_type) or "no content type"
+        media = media_type(content_type) or "no content type"
         raise InvalidTokenResponse(f"the token response is not a JSON object ({media})", provider=provider)
     if isinstance(data.get("error"), str):
         # Some providers (GitHub) answer errors with HTTP 200.
@@ -422,7 +314,7 @@ def parse_token_response(
         raise InvalidTokenResponse("the token response has no token_type", provider=provider)
     if token_type.lower() != "bearer":
         raise InvalidTokenResponse(
-            f"the token type {_printable(token_type, 40)!r} is not supported (only Bearer)", provider=provider
+            f"the token type {printable(token_type, 40)!r} is not supported (only Bearer)", provider=provider
         )
     refresh_token = data.get("refresh_token")
     if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
