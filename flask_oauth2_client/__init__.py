@@ -5,6 +5,7 @@ from __future__ import annotations
 from .errors import AuthorizationError
 from .errors import CallbackError
 from .errors import ConfigurationError
+from .errors import DiscoveryError
 from .errors import IDTokenError
 from .errors import InvalidTokenResponse
 from .errors import OAuth2Error
@@ -28,6 +29,7 @@ __all__ = [
     "AuthorizationError",
     "CallbackError",
     "ConfigurationError",
+    "DiscoveryError",
     "IDTokenError",
     "InvalidTokenResponse",
     "MemoryTokenStore",

@@ -9,11 +9,13 @@ a few fields on top of them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
+from typing import cast
 from urllib.parse import parse_qsl
 from urllib.parse import quote
 from urllib.parse import urlencode
@@ -24,14 +26,22 @@ import requests
 
 from ._http import MAX_RESPONSE_BYTES
 from ._http import decode_body
+from ._http import json_object
 from ._http import media_type
 from ._http import new_session
 from ._http import printable
 from ._http import send
 from .config import ProviderConfig
+from .discovery import Endpoints
+from .discovery import MetadataCache
+from .errors import DiscoveryError
+from .errors import IDTokenError
 from .errors import InvalidTokenResponse
 from .errors import ProviderUnavailable
+from .errors import StateError
 from .errors import TokenError
+from .oidc import KeySet
+from .oidc import validate_id_token
 from .token import Token
 from .token import format_scope
 from .token import parse_scope
@@ -53,10 +63,154 @@ class ProviderClient:
     :param http: a session to use instead of a new one (for tests or custom adapters).
     """
 
-    def __init__(self, config: ProviderConfig, *, timeout: float, http: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        config: ProviderConfig,
+        *,
+        timeout: float,
+        http: requests.Session | None = None,
+        allow_insecure: bool = False,
+        metadata_ttl: float = 3600,
+    ) -> None:
         self.config = config
         self.timeout = timeout
         self.http = http or new_session()
+        self._static = Endpoints.from_config(config)
+        self._resolved: tuple[Mapping[str, Any], Endpoints] | None = None
+        #: The provider's metadata document, when it is configured with ``metadata_url``.
+        self.metadata = (
+            None
+            if config.metadata_url is None
+            else MetadataCache(config, http=self.http, timeout=timeout, ttl=metadata_ttl, allow_insecure=allow_insecure)
+        )
+        #: The provider's signing keys (OpenID Connect).
+        self.keys = KeySet(lambda: self.endpoints().jwks_url, http=self.http, timeout=timeout, provider=config.name)
+
+    def endpoints(self) -> Endpoints:
+        """The provider's endpoints and capabilities: the configuration's, completed by the
+        metadata document (fetched on first use) when there is a ``metadata_url``.
+
+        :raises ProviderUnavailable: the metadata cannot be fetched (and none is at hand).
+        :raises DiscoveryError: the metadata document cannot be used.
+        """
+        if self.metadata is None:
+            return self._static
+        document = self.metadata.get()
+        resolved = self._resolved
+        if resolved is None or resolved[0] is not document:
+            resolved = (document, Endpoints.from_config(self.config, document))
+            self._resolved = resolved
+        return resolved[1]
+
+    def _endpoint(self, attribute: str, what: str) -> str:
+        value = getattr(self.endpoints(), attribute)
+        if value is None:
+            if self.metadata is not None:
+                raise DiscoveryError(f"the provider's metadata names no {what}", provider=self.name)
+            raise ValueError(f"provider {self.name!r} has no {attribute}")
+        return cast(str, value)
+
+    @property
+    def auth_method(self) -> str:
+        """The client authentication method: the configured one; else, with a client secret
+        and metadata, ``client_secret_basic`` unless the provider supports only ``client_secret_post``."""
+        cfg = self.config
+        if cfg.client_auth_method_configured or cfg.client_secret is None or self.metadata is None:
+            return cfg.client_auth_method
+        supported = self.endpoints().token_auth_methods
+        if supported and "client_secret_basic" not in supported and "client_secret_post" in supported:
+            return "client_secret_post"
+        return "client_secret_basic"
+
+    # -- OpenID Connect -----------------------------------------------------------------------
+
+    def check_response_issuer(self, iss: str | None) -> None:
+        """RFC 9207 (RFC 9700 §4.4): the ``iss`` of an authorization response must be this
+        provider's issuer; a missing one is refused when the provider announces it always sends
+        it, or when ``require_iss`` is set.
+
+        :raises StateError: with ``reason="invalid_issuer"``.
+        """
+        endpoints = self.endpoints()
+        issuer = endpoints.issuer
+        if iss is None:
+            if issuer is not None and (self.config.require_iss or endpoints.iss_parameter_supported):
+                raise StateError(
+                    "the answer does not say which issuer sent it (iss is missing)",
+                    provider=self.name,
+                    reason="invalid_issuer",
+                )
+            return
+        if issuer is not None and not self.config.quirks.response_issuer_matches(issuer, iss):
+            raise StateError(
+                "the answer comes from another issuer (iss mismatch)", provider=self.name, reason="invalid_issuer"
+            )
+
+    def validate_id_token(self, token: Token, *, nonce: str | None, previous: Token | None = None) -> Token:
+        """Check *token*'s ID token (OIDC Core §3.1.3.7) and return the token with its claims.
+
+        For a login (*previous* is ``None``) an ID token is required when ``openid`` was asked
+        for. For a refresh, an answer without one keeps the previous ID token and claims.
+        """
+        if token.id_token is None:
+            if previous is not None:
+                return token.replace(id_token=previous.id_token, claims=previous.claims)
+            if self.config.is_openid:
+                raise IDTokenError("the token response has no ID token (openid was asked for)", provider=self.name)
+            return token
+        endpoints = self.endpoints()
+        if endpoints.issuer is None:
+            raise DiscoveryError(
+                "the provider's issuer is unknown: set 'issuer' or 'metadata_url' to verify ID tokens",
+                provider=self.name,
+            )
+        claims = validate_id_token(
+            token.id_token,
+            keys=self.keys,
+            issuer=endpoints.issuer,
+            client_id=self.config.client_id,
+            algorithms=endpoints.id_token_algorithms,
+            provider=self.name,
+            nonce=nonce,
+            access_token=token.access_token,
+            trusted_audiences=self.config.trusted_audiences,
+            previous=None if previous is None else previous.claims,
+            accepted_issuers=functools.partial(self.config.quirks.id_token_issuers, endpoints.issuer),
+        )
+        return token.replace(claims=claims)
+
+    def userinfo(self, token: Token) -> dict[str, Any]:
+        """Call the UserInfo endpoint with *token* and return its claims. Its ``sub`` must be the
+        ID token's when *token* has one (OIDC Core §5.3.2, SECURITY.md P-16).
+
+        :raises IDTokenError: the answer is about another subject.
+        :raises InvalidTokenResponse: the answer is not a JSON object.
+        """
+        url = self._endpoint("userinfo_url", "userinfo_endpoint")
+        status, content_type, body = send(
+            self.http,
+            "GET",
+            url,
+            headers={"Authorization": token.authorization_header},
+            timeout=self.timeout,
+            what="userinfo endpoint",
+            provider=self.name,
+            malformed=InvalidTokenResponse,
+        )
+        if status != 200:
+            _raise_for_error_answer(status, content_type, body, provider=self.name, what="userinfo endpoint")
+            raise InvalidTokenResponse(f"the userinfo endpoint answered HTTP {status}", provider=self.name)
+        claims = json_object(body, content_type)
+        if claims is None:
+            raise InvalidTokenResponse("the userinfo answer is not a JSON object", provider=self.name)
+        expected = token.claims.get("sub")
+        if expected is not None and claims.get("sub") != expected:
+            raise IDTokenError(
+                "the userinfo answer is about another user than the ID token (sub)",
+                provider=self.name,
+                reason="subject_changed",
+            )
+        return dict(claims)
 
     @property
     def name(self) -> str:
@@ -80,8 +234,7 @@ class ProviderClient:
         """The URL of the authorization endpoint for one authorization request (RFC 6749 §4.1.1,
         RFC 7636 §4.3). ``extra`` parameters come after the configured ``authorize_params``."""
         cfg = self.config
-        if cfg.authorize_url is None:
-            raise ValueError(f"provider {cfg.name!r} has no authorize_url")
+        authorize_url = self._endpoint("authorize_url", "authorization_endpoint")
         params: dict[str, str] = {
             "response_type": response_type,
             "client_id": cfg.client_id,
@@ -96,7 +249,7 @@ class ProviderClient:
             params["code_challenge_method"] = "S256"
         params.update(cfg.authorize_params)
         params.update(extra or {})
-        parts = urlsplit(cfg.authorize_url)
+        parts = urlsplit(authorize_url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         query = [(k, v) for k, v in query if k not in params] + list(params.items())
         return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
@@ -104,28 +257,52 @@ class ProviderClient:
     # -- the token endpoint -------------------------------------------------------------------
 
     def exchange_code(
-        self, code: str, *, redirect_uri: str, code_verifier: str | None, scopes: Iterable[str] | None = None
+        self,
+        code: str,
+        *,
+        redirect_uri: str,
+        code_verifier: str | None,
+        scopes: Iterable[str] | None = None,
+        nonce: str | None = None,
     ) -> Token:
         """Exchange an authorization code (RFC 6749 §4.1.3), with the PKCE verifier. *scopes* are
-        those the authorization request asked for (the granted ones when the answer omits them)."""
+        those the authorization request asked for (the granted ones when the answer omits them).
+        The ID token, if any, is validated against *nonce* and its claims set on the token.
+
+        :raises IDTokenError: the ID token is invalid, or missing although ``openid`` was asked for.
+        """
         fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         if code_verifier is not None:
             fields["code_verifier"] = code_verifier
-        return self.request_token(fields, requested_scopes=scopes)
+        token = self.request_token(fields, requested_scopes=scopes)
+        return self.validate_id_token(token, nonce=nonce)
 
     def refresh(
-        self, refresh_token: str, *, scopes: Iterable[str] | None = None, previous_scopes: Iterable[str] = ()
+        self,
+        refresh_token: str,
+        *,
+        scopes: Iterable[str] | None = None,
+        previous_scopes: Iterable[str] = (),
+        previous: Token | None = None,
     ) -> Token:
         """Use a refresh token (RFC 6749 §6). *scopes* narrows the new token; without it the
-        provider grants the original scopes, which *previous_scopes* records for an answer that
-        does not list them. When the answer has no new refresh token, the one used stays valid and
-        is kept in the returned token."""
+        provider grants the original scopes, which *previous_scopes* (or *previous*'s) records
+        for an answer that does not list them. When the answer has no new refresh token, the one
+        used stays valid and is kept in the returned token.
+
+        With *previous* (the token being refreshed), an ID token in the answer must name the same
+        issuer and subject (``IDTokenError`` with ``reason="subject_changed"`` otherwise), and an
+        answer without one keeps the previous ID token and claims."""
         fields = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         if scopes:
             fields["scope"] = format_scope(scopes, self.config.scope_separator)
+        if previous is not None and not previous_scopes:
+            previous_scopes = previous.scopes
         token = self.request_token(fields, requested_scopes=tuple(scopes) if scopes else tuple(previous_scopes))
         if token.refresh_token is None:
             token = token.replace(refresh_token=refresh_token)
+        if previous is not None:
+            token = self.validate_id_token(token, nonce=None, previous=previous)
         return token
 
     def client_credentials(self, *, scopes: Iterable[str] | None = None) -> Token:
@@ -151,11 +328,10 @@ class ProviderClient:
         :raises ProviderUnavailable: network failure, timeout or a 5xx answer.
         """
         cfg = self.config
-        if cfg.token_url is None:
-            raise ValueError(f"provider {cfg.name!r} has no token_url")
+        token_url = self._endpoint("token_url", "token_endpoint")
         grant_type = fields.get("grant_type", "?")
         status, content_type, body = self._post(
-            cfg.token_url,
+            token_url,
             self._authenticated({**fields, **{k: v for k, v in cfg.token_params.items() if k not in fields}}),
             what="token endpoint",
         )
@@ -172,12 +348,11 @@ class ProviderClient:
         :raises ProviderUnavailable: network failure, timeout or a 5xx answer.
         """
         cfg = self.config
-        if cfg.revocation_url is None:
-            raise ValueError(f"provider {cfg.name!r} has no revocation_url")
+        revocation_url = self._endpoint("revocation_url", "revocation_endpoint")
         fields = {"token": token}
         if token_type_hint:
             fields["token_type_hint"] = token_type_hint
-        status, content_type, body = self._post(cfg.revocation_url, self._authenticated(fields), what="revocation")
+        status, content_type, body = self._post(revocation_url, self._authenticated(fields), what="revocation")
         log.debug("revocation provider=%s answered %s", cfg.name, status)
         if status == 200:
             return
@@ -191,11 +366,12 @@ class ProviderClient:
         cfg = self.config
         data: dict[str, str] = dict(fields)
         auth: tuple[str, str] | None = None
-        if cfg.client_auth_method == "client_secret_basic":
+        method = self.auth_method
+        if method == "client_secret_basic":
             assert cfg.client_secret is not None
             # RFC 6749 §2.3.1: form-urlencode id and secret before the Basic encoding.
             auth = (quote(cfg.client_id, safe=""), quote(cfg.client_secret, safe=""))
-        elif cfg.client_auth_method == "client_secret_post":
+        elif method == "client_secret_post":
             assert cfg.client_secret is not None
             data = _insert_after_grant_fields(data, {"client_id": cfg.client_id, "client_secret": cfg.client_secret})
         else:  # "none": a public client identifies itself
@@ -209,6 +385,8 @@ class ProviderClient:
             url,
             data=request["data"],
             auth=request["auth"],
+            # Set per request, not only on the session: GitHub answers in form encoding without it.
+            headers={"Accept": "application/json"},
             timeout=self.timeout,
             what=what,
             provider=self.name,

@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 from .errors import ConfigurationError
 from .errors import OAuth2Warning
 from .errors import warn
+from .presets import NO_QUIRKS
+from .presets import Quirks
+from .presets import apply_preset
 from .redirects import safe_next
 from .token import parse_scope
 
@@ -73,10 +76,17 @@ _PROVIDER_KEYS = frozenset(
         "redirect_uri",
         "authorize_params",
         "token_params",
+        "metadata_url",
+        "jwks_url",
+        "end_session_url",
+        "post_logout_redirect_uri",
+        "trusted_audiences",
+        "id_token_algorithms",
     }
 )
 # Keys of the public contract that a later version implements; named here so the error says so.
-_PLANNED_KEYS = frozenset({"metadata_url", "preset"})
+# (``preset`` and the presets' own keys such as ``tenant`` are resolved by presets.py first.)
+_PLANNED_KEYS: frozenset[str] = frozenset()
 
 SETTING_DEFAULTS: dict[str, Any] = {
     "OAUTH2_PROVIDERS": {},
@@ -92,6 +102,7 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "OAUTH2_MAX_PENDING_LOGINS": 5,
     "OAUTH2_DEFAULT_NEXT": "/",
     "OAUTH2_ALLOW_INSECURE_TRANSPORT": False,
+    "OAUTH2_METADATA_TTL": 3600,
 }
 
 
@@ -116,6 +127,26 @@ class ProviderConfig:
     redirect_uri: str | None = None
     authorize_params: Mapping[str, str] = dataclasses.field(default_factory=dict)
     token_params: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: OpenID Connect Discovery or RFC 8414 document; endpoints not configured are read from it.
+    metadata_url: str | None = None
+    jwks_url: str | None = None
+    end_session_url: str | None = None
+    post_logout_redirect_uri: str | None = None
+    #: Audiences besides ``client_id`` that an ID token may name (SECURITY.md P-10).
+    trusted_audiences: tuple[str, ...] = ()
+    #: ID token signature algorithms to accept instead of the metadata's (asymmetric only).
+    id_token_algorithms: tuple[str, ...] = ()
+    #: ``False`` when ``client_auth_method`` was not configured (then the metadata may choose).
+    client_auth_method_configured: bool = True
+    #: The ``preset`` these settings came from, if any (see presets.py).
+    preset: str | None = None
+    #: The provider's known deviations from the specifications; only a preset sets them.
+    quirks: Quirks = NO_QUIRKS
+
+    @property
+    def is_openid(self) -> bool:
+        """OpenID Connect is used when the configured scopes include ``openid``."""
+        return "openid" in self.scopes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +166,7 @@ class Settings:
     max_pending_logins: int = 5
     default_next: str = "/"
     allow_insecure_transport: bool = False
+    metadata_ttl: float = 3600
 
     def provider(self, name: str) -> ProviderConfig:
         try:
@@ -201,6 +233,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         max_pending_logins=int(_number(get("OAUTH2_MAX_PENDING_LOGINS"), "OAUTH2_MAX_PENDING_LOGINS", minimum=1)),
         default_next=default_next,
         allow_insecure_transport=allow_insecure,
+        metadata_ttl=_number(get("OAUTH2_METADATA_TTL"), "OAUTH2_METADATA_TTL", minimum=0),
     )
 
 
@@ -212,6 +245,8 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
     where = f"OAUTH2_PROVIDERS[{name!r}]"
     if not isinstance(raw, Mapping):
         raise ConfigurationError(f"{where} must be a dict of settings")
+    preset = raw.get("preset")
+    raw, quirks = apply_preset(name, raw, allow_insecure=allow_insecure)  # preset defaults under the app's keys
     for key in raw:
         if key in _PLANNED_KEYS:
             raise ConfigurationError(
@@ -254,13 +289,16 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
             "use authorization_code with PKCE",
             DeprecationWarning,
         )
+    metadata_url = url("metadata_url")
+    discovered = metadata_url is not None  # then missing endpoints come from the metadata
     needs_browser = grant_type in ("authorization_code", "implicit")
-    authorize_url = url("authorize_url", required=needs_browser)
+    authorize_url = url("authorize_url", required=needs_browser and not discovered)
     if authorize_url is not None and urlsplit(authorize_url).fragment:
         raise ConfigurationError(f"{where}: 'authorize_url' must not contain a fragment", provider=name)
-    token_url = url("token_url", required=grant_type != "implicit")
+    token_url = url("token_url", required=grant_type != "implicit" and not discovered)
 
-    method = text("client_auth_method") or ("client_secret_basic" if client_secret else "none")
+    configured_method = text("client_auth_method")
+    method = configured_method or ("client_secret_basic" if client_secret else "none")
     if method not in CLIENT_AUTH_METHODS:
         raise ConfigurationError(
             f"{where}: 'client_auth_method' must be one of {', '.join(CLIENT_AUTH_METHODS)}, not {method!r}",
@@ -288,18 +326,21 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
     if isinstance(scope, (list, tuple)) and not all(isinstance(s, str) for s in scope):
         raise ConfigurationError(f"{where}: every scope must be a string", provider=name)
 
-    issuer = text("issuer")
+    issuer = url("issuer")
     require_iss = _bool(raw.get("require_iss", False), f"{where}: 'require_iss'", provider=name)
     if require_iss and issuer is None:
         raise ConfigurationError(f"{where}: 'require_iss' needs 'issuer'", provider=name)
 
-    redirect_uri = text("redirect_uri")
-    if redirect_uri is not None:
-        parts = urlsplit(redirect_uri)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
-            raise ConfigurationError(
-                f"{where}: 'redirect_uri' must be an absolute http(s) URL without a fragment", provider=name
-            )
+    redirect_uri = _absolute_url(text("redirect_uri"), f"{where}: 'redirect_uri'", name)
+    post_logout = _absolute_url(text("post_logout_redirect_uri"), f"{where}: 'post_logout_redirect_uri'", name)
+    algorithms = _strings(raw.get("id_token_algorithms"), f"{where}: 'id_token_algorithms'", name)
+    weak = [alg for alg in algorithms if alg == "none" or alg.startswith("HS")]
+    if weak:
+        raise ConfigurationError(
+            f"{where}: 'id_token_algorithms' may not contain {weak[0]!r}: ID tokens must be signed with a "
+            "provider's private key (none and HMAC are refused, SECURITY.md P-13)",
+            provider=name,
+        )
 
     return ProviderConfig(
         name=name,
@@ -321,7 +362,34 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
             raw.get("authorize_params"), f"{where}: 'authorize_params'", name, RESERVED_AUTHORIZE_PARAMS
         ),
         token_params=_params(raw.get("token_params"), f"{where}: 'token_params'", name, RESERVED_TOKEN_PARAMS),
+        metadata_url=metadata_url,
+        jwks_url=url("jwks_url"),
+        end_session_url=url("end_session_url"),
+        post_logout_redirect_uri=post_logout,
+        trusted_audiences=_strings(raw.get("trusted_audiences"), f"{where}: 'trusted_audiences'", name),
+        id_token_algorithms=algorithms,
+        client_auth_method_configured=configured_method is not None,
+        preset=preset,
+        quirks=quirks,
     )
+
+
+def _absolute_url(value: str | None, what: str, provider: str) -> str | None:
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+            raise ConfigurationError(f"{what} must be an absolute http(s) URL without a fragment", provider=provider)
+    return value
+
+
+def _strings(value: Any, what: str, provider: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return parse_scope(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) and item for item in value):
+        return tuple(value)
+    raise ConfigurationError(f"{what} must be a list of strings", provider=provider)
 
 
 def _check_endpoint(value: str, what: str, provider: str, *, allow_insecure: bool) -> None:

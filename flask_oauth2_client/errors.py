@@ -30,6 +30,7 @@ __all__ = [
     "AuthorizationError",
     "CallbackError",
     "ConfigurationError",
+    "DiscoveryError",
     "IDTokenError",
     "InvalidTokenResponse",
     "OAuth2Error",
@@ -142,7 +143,22 @@ class InvalidTokenResponse(ProviderError):
 
 
 class IDTokenError(ProviderError):
-    """An ID token failed validation (signature, ``iss``, ``aud``, ``exp``, ``nonce``...)."""
+    """An ID token failed validation (signature, ``iss``, ``aud``, ``exp``, ``nonce``...), or a
+    UserInfo answer does not belong to the ID token's subject.
+
+    :param reason: a stable code: ``"invalid_id_token"``, or ``"subject_changed"`` when a refresh
+        or UserInfo answer names another user than the login did (SECURITY.md P-9, P-16).
+    """
+
+    def __init__(self, message: str, *, provider: str | None = None, reason: str = "invalid_id_token") -> None:
+        super().__init__(message, provider=provider)
+        self.reason = reason
+
+
+class DiscoveryError(ProviderError):
+    """The provider's metadata (OpenID Connect Discovery, RFC 8414) or its key set cannot be used:
+    not JSON, an ``issuer`` other than the one configured (OIDC Discovery §4.3), an endpoint
+    that is not https, a required endpoint missing."""
 
 
 class ProviderUnavailable(ProviderError):

@@ -42,6 +42,7 @@ from .identity import default_user_id
 from .identity import rotate_session_user_id
 from .pkce import code_challenge
 from .pkce import derive_code_verifier
+from .pkce import derive_nonce
 from .redirects import safe_next
 from .refresher import Refresher
 from .refresher import app_token_key
@@ -163,7 +164,13 @@ class OAuth2Client:
             extension=self,
             settings=settings,
             clients={
-                name: ProviderClient(cfg, timeout=settings.http_timeout) for name, cfg in settings.providers.items()
+                name: ProviderClient(
+                    cfg,
+                    timeout=settings.http_timeout,
+                    allow_insecure=settings.allow_insecure_transport,
+                    metadata_ttl=settings.metadata_ttl,
+                )
+                for name, cfg in settings.providers.items()
             },
             store=store,
             refresher=Refresher(leeway=settings.refresh_leeway, lock_timeout=settings.refresh_lock_timeout),
@@ -292,6 +299,18 @@ class OAuth2Client:
             store.delete(*where)
         token_revoked.send(current_app._get_current_object(), provider=provider, user_id=user_id)  # type: ignore[attr-defined]
 
+    def userinfo(self, provider: str) -> dict[str, Any]:
+        """The current user's claims from *provider*'s UserInfo endpoint (OpenID Connect Core
+        §5.3), with the current user's token (refreshed first when it expires soon). Its ``sub``
+        must be the ID token's (SECURITY.md P-16).
+
+        :raises ReauthorizationRequired: the current user has no usable token.
+        :raises IDTokenError: the answer is about another user (``reason="subject_changed"``).
+        :raises ProviderError: the endpoint failed or answered something other than JSON.
+        """
+        token = self._usable_token(provider, ())
+        return _state().client(provider).userinfo(token)
+
     # -- other grants and calling APIs -------------------------------------------------------------
 
     def client_credentials_token(self, provider: str, scopes: str | Sequence[str] | None = None) -> Token:
@@ -397,11 +416,12 @@ class OAuth2Client:
             if key in reserved:
                 raise ValueError(f"{key!r} is set by the library and cannot be passed to authorize_redirect")
         scopes = tuple(dict.fromkeys(cfg.scopes + extra_scopes))
+        openid = "openid" in scopes and not implicit
         started = pending.begin(
             provider,
             safe_next(next, state.settings.default_next),
             pkce=cfg.pkce and not implicit,
-            nonce=None,
+            nonce=openid,
             scopes=extra_scopes,
             ttl=int(state.settings.state_ttl),
             limit=state.settings.max_pending_logins,
@@ -413,7 +433,7 @@ class OAuth2Client:
             code_challenge=None if verifier is None else code_challenge(verifier),
             scopes=scopes,
             response_type="token" if implicit else "code",
-            extra=params,
+            extra={**params, "nonce": derive_nonce(_secret_key(), started.state)} if openid else params,
         )
         return no_store(redirect(location, 302))
 
@@ -501,10 +521,22 @@ def _state() -> _AppState:
 def code_verifier(started: pending.PendingAuthorization) -> str:
     """The PKCE verifier of a pending authorization, derived from its state (see
     :func:`~flask_oauth2_client.pkce.derive_code_verifier`)."""
+    return derive_code_verifier(_secret_key(), started.state)
+
+
+def nonce(started: pending.PendingAuthorization) -> str | None:
+    """The OpenID Connect nonce of a pending authorization (derived from its state), or ``None``
+    when it sent none."""
+    if not started.nonce:
+        return None
+    return derive_nonce(_secret_key(), started.state)
+
+
+def _secret_key() -> str | bytes:
     secret = current_app.secret_key
     if not secret:
         raise ConfigurationError("SECRET_KEY must be set: logins are kept in the session")
-    return derive_code_verifier(secret, started.state)
+    return secret
 
 
 def redirect_uri(cfg: ProviderConfig) -> str:

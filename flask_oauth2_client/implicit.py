@@ -138,12 +138,7 @@ def _receive(state: _AppState, provider: str) -> Response:
             f"repeated parameter {_short(repeated[0], 40)!r} in the answer", provider=provider, reason="invalid_request"
         )
     client = state.client(provider)
-    issuer = client.config.issuer
-    iss = _param(form, "iss")
-    if issuer is not None and (iss != issuer if iss is not None else client.config.require_iss):
-        raise StateError(
-            "the answer comes from another issuer (iss mismatch)", provider=provider, reason="invalid_issuer"
-        )
+    client.check_response_issuer(_param(form, "iss"))
     error = _param(form, "error")
     if error is not None:
         raise AuthorizationError(

@@ -27,7 +27,9 @@ class PendingAuthorization:
     pkce: bool
     next_url: str
     created_at: int
-    nonce: str | None = None
+    #: ``True`` when the authorization request sent a nonce (OpenID Connect); the nonce itself
+    #: is derived from the state and never stored (see :func:`~flask_oauth2_client.pkce.derive_nonce`).
+    nonce: bool = False
     scopes: tuple[str, ...] = ()
 
     def dump(self) -> list[Any]:
@@ -37,7 +39,7 @@ class PendingAuthorization:
             int(self.pkce),
             self.next_url,
             self.created_at,
-            self.nonce,
+            int(self.nonce),
             list(self.scopes),
         ]
 
@@ -54,7 +56,7 @@ class PendingAuthorization:
             and isinstance(scopes, list)
         ):
             return None
-        return cls(state, provider, bool(pkce), next_url, created, nonce, tuple(scopes))
+        return cls(state, provider, bool(pkce), next_url, created, bool(nonce), tuple(scopes))
 
     def __repr__(self) -> str:
         return f"<PendingAuthorization provider={self.provider!r} next={self.next_url!r} state=***>"
@@ -87,7 +89,7 @@ def begin(
     next_url: str,
     *,
     pkce: bool,
-    nonce: str | None,
+    nonce: bool,
     scopes: tuple[str, ...],
     ttl: int,
     limit: int,

@@ -7,9 +7,10 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["code_challenge", "derive_code_verifier", "generate_code_verifier"]
+__all__ = ["code_challenge", "derive_code_verifier", "derive_nonce", "generate_code_verifier"]
 
 _DERIVATION_LABEL = b"flask-oauth2-client/pkce/v1\x00"
+_NONCE_LABEL = b"flask-oauth2-client/oidc-nonce/v1\x00"
 
 
 def generate_code_verifier() -> str:
@@ -30,6 +31,17 @@ def derive_code_verifier(secret: str | bytes, state: str) -> str:
     The verifier is as unpredictable as a random one to anyone without the secret key, and it
     never needs to be stored: nothing secret of a pending login sits in the session cookie.
     """
+    return _derive(secret, _DERIVATION_LABEL, state)
+
+
+def derive_nonce(secret: str | bytes, state: str) -> str:
+    """The OpenID Connect ``nonce`` of the authorization request whose state is *state*, derived
+    like the PKCE verifier under another label: unpredictable without the secret key, bound to
+    this one login, and never stored."""
+    return _derive(secret, _NONCE_LABEL, state)
+
+
+def _derive(secret: str | bytes, label: bytes, state: str) -> str:
     key = secret.encode("utf-8") if isinstance(secret, str) else secret
-    digest = hmac.new(key, _DERIVATION_LABEL + state.encode("utf-8"), hashlib.sha256).digest()
+    digest = hmac.new(key, label + state.encode("utf-8"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .client import ProviderClient
+from .errors import IDTokenError
 from .errors import ProviderError
 from .errors import ReauthorizationRequired
 from .errors import StoreError
@@ -28,9 +29,24 @@ __all__ = ["Refresher", "app_token_key", "app_token_owner"]
 
 log = logging.getLogger("flask_oauth2_client")
 
-_REFUSED = object()
+_REFUSED = object()  # remembered outcome: the provider refused this refresh token
 #: Seconds a refreshed token that the store could not take is kept for a later request to store.
-UNSTORED_TTL = 600  # remembered outcome: the provider refused this refresh token
+UNSTORED_TTL = 600
+#: Pauses (s) before writing a refreshed token again after the store failed, still holding the
+#: refresh lock; no new attempt starts later than STORE_RETRY_BUDGET s after the first one.
+STORE_RETRY_DELAYS = (0.1, 0.3)
+STORE_RETRY_BUDGET = 1.0
+
+
+class _Unstored:
+    """A remembered outcome: a refreshed token the store could not take. Its refresh token may be
+    the only valid one left (the provider rotated the stored one), so a later request in this
+    process stores it, and announces it, instead of refreshing again."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: Token) -> None:
+        self.token = token
 
 
 class Refresher:
@@ -80,70 +96,114 @@ class Refresher:
         :raises ProviderError: the provider failed; the token is kept.
         :raises StoreError: the lock was not obtained in time, or the store failed.
         """
+        with store.lock(client.name, user_id, self.lock_timeout):
+            token, refreshed = self._refresh_locked(client, store, user_id, seen, force=force)
+        if refreshed and on_refreshed is not None:
+            on_refreshed(token)
+        return token
+
+    def _refresh_locked(
+        self, client: ProviderClient, store: TokenStore, user_id: str, seen: Token, *, force: bool
+    ) -> tuple[Token, bool]:
+        """The body of :meth:`refresh`, under the lock: the token to use, and whether it is a newly
+        stored refresh result (to announce once the lock is released)."""
         provider = client.name
-        with store.lock(provider, user_id, self.lock_timeout):
-            current = store.get(provider, user_id)
-            if current is None:
-                raise ReauthorizationRequired("the token is gone", provider=provider)
-            if current.access_token != seen.access_token and not self.needs_refresh(current):
-                return current  # someone else refreshed it while we waited
-            if current.refresh_token is None:
-                if not current.is_expired():
-                    if force:
-                        raise ReauthorizationRequired(
-                            "the token has no refresh token", provider=provider, reason="no_refresh_token"
-                        )
-                    return current  # expiring, not expired: use it while it lasts
-                store.delete(provider, user_id)
-                raise ReauthorizationRequired(
-                    "the token expired and cannot be refreshed", provider=provider, reason="expired"
-                )
+        current = store.get(provider, user_id)
+        if current is None:
+            raise ReauthorizationRequired("the token is gone", provider=provider)
+        if current.access_token != seen.access_token and not self.needs_refresh(current):
+            return current, False  # someone else refreshed it while we waited
+        if current.refresh_token is None:
+            if not current.is_expired():
+                if force:
+                    raise ReauthorizationRequired(
+                        "the token has no refresh token", provider=provider, reason="no_refresh_token"
+                    )
+                return current, False  # expiring, not expired: use it while it lasts
+            store.delete(provider, user_id)
+            raise ReauthorizationRequired(
+                "the token expired and cannot be refreshed", provider=provider, reason="expired"
+            )
 
-            key = (provider, user_id, _fingerprint(current.refresh_token))
+        key = (provider, user_id, _fingerprint(current.refresh_token))
+        remembered = self._recall(key)
+        if remembered is _REFUSED:
+            store.delete(provider, user_id)
+            raise ReauthorizationRequired(
+                "the provider refused to refresh the token", provider=provider, reason="refresh_refused"
+            )
+        if isinstance(remembered, _Unstored):
+            # An earlier refresh in this process got this token but could not store it (the
+            # stored refresh token is spent): store it now, and announce it, which that refresh
+            # could not do. Refresh it in turn only if it is itself expiring by now.
+            kept = remembered.token
+            self._store_refreshed(store, provider, user_id, key, kept)
+            if not self.needs_refresh(kept) or kept.refresh_token is None:
+                return kept, True
+            current = kept
+            key = (provider, user_id, _fingerprint(kept.refresh_token))
             remembered = self._recall(key)
-            if remembered is _REFUSED:
-                store.delete(provider, user_id)
-                raise ReauthorizationRequired(
-                    "the provider refused to refresh the token", provider=provider, reason="refresh_refused"
-                )
-            if (
-                isinstance(remembered, Token)
-                and remembered.access_token != seen.access_token
-                and not self.needs_refresh(remembered)
-            ):
-                if remembered.access_token != current.access_token:
-                    store.set(provider, user_id, remembered)  # bring this caller's copy up to date
-                return remembered
-            if not force and not self.needs_refresh(current):
-                return current
+        if (
+            isinstance(remembered, Token)
+            and remembered.access_token != seen.access_token
+            and not self.needs_refresh(remembered)
+        ):
+            if remembered.access_token != current.access_token:
+                store.set(provider, user_id, remembered)  # bring this caller's copy up to date
+            return remembered, False
+        if not force and not self.needs_refresh(current):
+            return current, False
 
-            try:
-                fresh = client.refresh(current.refresh_token, previous_scopes=current.scopes)
-            except TokenError as exc:
-                if exc.error != "invalid_grant":
-                    raise  # e.g. invalid_client: a configuration fault; the token is kept (P-8)
-                self._remember(key, _REFUSED)
-                store.delete(provider, user_id)
-                raise ReauthorizationRequired(
-                    "the provider refused to refresh the token", provider=provider, reason="refresh_refused"
-                ) from None
-            # Remember first: the old refresh token may be spent now, and if the store fails the
-            # next request in this process can still store this result instead of refreshing.
-            self._remember(key, fresh)
+        assert current.refresh_token is not None
+        try:
+            fresh = client.refresh(current.refresh_token, previous=current)
+        except (TokenError, IDTokenError) as exc:
+            if isinstance(exc, TokenError) and exc.error != "invalid_grant":
+                raise  # e.g. invalid_client: a configuration fault; the token is kept (P-8)
+            # invalid_grant; or an ID token that is invalid or names another user (P-9): the
+            # refresh token may be spent, and the user must sign in again.
+            if isinstance(exc, IDTokenError):
+                log.warning("the refreshed %s token was discarded: %s", provider, exc)
+            self._remember(key, _REFUSED)
+            store.delete(provider, user_id)
+            raise ReauthorizationRequired(
+                "the provider refused to refresh the token", provider=provider, reason="refresh_refused"
+            ) from None
+        self._store_refreshed(store, provider, user_id, key, fresh)
+        return fresh, True
+
+    def _store_refreshed(
+        self, store: TokenStore, provider: str, user_id: str, key: tuple[str, str, str], fresh: Token
+    ) -> None:
+        """Store *fresh*, the outcome of refreshing the refresh token behind *key*, trying again
+        briefly (see :data:`STORE_RETRY_DELAYS`) when the store fails. The caller holds the lock.
+
+        Remembered first, as not stored yet: the old refresh token may be spent now, and if the
+        store stays unavailable the next request in this process stores this token instead of
+        refreshing again.
+
+        :raises StoreError: the store failed every attempt.
+        """
+        self._remember(key, _Unstored(fresh), ttl=UNSTORED_TTL)
+        deadline = time.monotonic() + STORE_RETRY_BUDGET
+        delays = iter(STORE_RETRY_DELAYS)
+        while True:
             try:
                 store.set(provider, user_id, fresh)
+                break
             except StoreError:
-                self._remember(key, fresh, ttl=UNSTORED_TTL)
-                log.error(
-                    "a refreshed %s token could not be stored; it is kept in this process's memory "
-                    "for %d s and stored by the next request that finds the store available",
-                    provider,
-                    UNSTORED_TTL,
-                )
-                raise
-        if on_refreshed is not None:
-            on_refreshed(fresh)
-        return fresh
+                delay = next(delays, None)
+                if delay is None or time.monotonic() + delay > deadline:
+                    self._remember(key, _Unstored(fresh), ttl=UNSTORED_TTL)
+                    log.error(
+                        "a refreshed %s token could not be stored; it is kept in this process's memory "
+                        "for %d s and stored by the next request that finds the store available",
+                        provider,
+                        UNSTORED_TTL,
+                    )
+                    raise
+                time.sleep(delay)
+        self._remember(key, fresh)  # stored: waiters holding a stale copy may reuse it
 
     def app_token(
         self, client: ProviderClient, store: TokenStore, scopes: tuple[str, ...], *, stale: Token | None = None

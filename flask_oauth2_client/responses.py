@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .errors import AuthorizationError
 from .errors import CallbackError
+from .errors import DiscoveryError
 from .errors import IDTokenError
 from .errors import InvalidTokenResponse
 from .errors import OAuth2Error
@@ -60,7 +61,9 @@ def status_and_code(error: OAuth2Error) -> tuple[int, str]:
     if isinstance(error, InvalidTokenResponse):
         return 502, "invalid_token_response"
     if isinstance(error, IDTokenError):
-        return 502, "invalid_id_token"
+        return 502, error.reason
+    if isinstance(error, DiscoveryError):
+        return 502, "invalid_provider_metadata"
     if isinstance(error, StoreError):
         return 503, "store_unavailable"
     if isinstance(error, ReauthorizationRequired):

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from . import _session
 from . import pending
+from .end_session import end_session_page
 from .errors import AuthorizationError
 from .errors import CallbackError
 from .errors import ConfigurationError
@@ -28,6 +29,7 @@ from .extension import BROWSER_GRANTS
 from .extension import _AppState
 from .extension import _state
 from .extension import code_verifier
+from .extension import nonce
 from .extension import reauthorization_response
 from .extension import redirect_uri
 from .redirects import safe_next
@@ -114,12 +116,8 @@ def _complete_login(state: _AppState, provider: str) -> Response:
             f"repeated parameter {repeated[0]!r} in the answer", provider=provider, reason="invalid_request"
         )
     client = state.client(provider)
-    issuer = client.config.issuer
-    iss = _param(args, "iss")
-    if issuer is not None and (iss != issuer if iss is not None else client.config.require_iss):
-        raise StateError(
-            "the answer comes from another issuer (iss mismatch)", provider=provider, reason="invalid_issuer"
-        )
+    # RFC 9207: before anything else of the answer is used (an error too can be a mix-up).
+    client.check_response_issuer(_param(args, "iss"))
     error = _param(args, "error")
     if error is not None:
         raise AuthorizationError(
@@ -140,6 +138,7 @@ def _complete_login(state: _AppState, provider: str) -> Response:
         redirect_uri=redirect_uri(client.config),
         code_verifier=verifier,
         scopes=tuple(dict.fromkeys(client.config.scopes + started.scopes)),
+        nonce=nonce(started),
     )
     return finish_login(state, provider, started, token)
 
@@ -171,7 +170,12 @@ def logout(provider: str) -> Response:
     _known(state, provider)
     if not _same_origin():
         abort(403)
+    token = state.extension.get_token(provider)
     state.extension.revoke(provider)
+    if token is not None:
+        page = end_session_page(state.client(provider), token, default_next=state.settings.default_next)
+        if page is not None:  # OpenID Connect: end the provider's session too
+            return page
     target = request.form.get("next") or request.args.get("next")
     return redirect(safe_next(target, state.settings.default_next), 303)
 

@@ -1,9 +1,9 @@
-"""Test helpers: :class:`FakeProvider`, a real OAuth 2.0 authorization server.
+"""Test helpers: :class:`FakeProvider`, a real OAuth 2.0 authorization server and OpenID provider.
 
-:class:`FakeProvider` runs a small authorization server and protected resource
-on a loopback port in a background thread. Point a provider configuration at
-its URLs to test an application end to end, over real HTTP, without any
-network access::
+:class:`FakeProvider` runs a small authorization server, OpenID Connect
+provider and protected resource on a loopback port in a background thread.
+Point a provider configuration at its URLs to test an application end to end,
+over real HTTP, without any network access::
 
     from flask_oauth2_client.testing import FakeProvider, Fault
 
@@ -20,15 +20,21 @@ network access::
         ...
         assert provider.calls("token", grant_type="refresh_token") == 1
 
+With the ``openid`` scope it issues ID tokens signed with keys it publishes at
+:attr:`FakeProvider.jwks_url`; :meth:`FakeProvider.make_id_token` and
+:meth:`FakeProvider.set_next_id_token` forge broken ones for negative tests.
+
 With pytest, the plugin :mod:`flask_oauth2_client.testing.pytest_plugin`
 (registered automatically when the package is installed) provides the
 ``fake_provider`` fixture.
 
-This package depends only on Flask, Werkzeug and the standard library.
+This package depends only on Flask, Werkzeug, PyJWT, cryptography and the
+standard library.
 """
 
 from .provider import FakeProvider
 from .provider import Fault
 from .provider import RecordedRequest
+from .provider import SigningKey
 
-__all__ = ["FakeProvider", "Fault", "RecordedRequest"]
+__all__ = ["FakeProvider", "Fault", "RecordedRequest", "SigningKey"]

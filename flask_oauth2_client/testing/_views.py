@@ -28,8 +28,11 @@ from werkzeug.datastructures import MultiDict
 
 from .provider import DEFAULT_SCOPE
 from .provider import DEFAULT_USER
+from .provider import SCOPE_CLAIMS
 from .provider import Fault
+from .provider import IDTokenSource
 from .provider import RecordedRequest
+from .provider import claims_for_scopes
 
 if TYPE_CHECKING:
     from .provider import FakeProvider
@@ -44,6 +47,9 @@ _VERIFIER: Final = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 #: Fields the consent form adds to the authorization request's parameters.
 _CONSENT_FIELDS: Final = frozenset({"decision", "username"})
 _NOTES: Final = ("Curiouser and curiouser!", "We're all mad here.", "Drink me.")
+_PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
+_MAX_AGE: Final = re.compile(r"[0-9]{1,10}")
+_PROTOCOL_CLAIMS: Final = ("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash")
 
 _CONSENT_PAGE: Final = """<!doctype html>
 <html lang="en">
@@ -72,6 +78,13 @@ _ERROR_PAGE: Final = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>Authorization error</title></head>
 <body><h1>Authorization error</h1><p>{{ error }}: {{ description }}</p></body>
+</html>
+"""
+
+_SIGNED_OUT_PAGE: Final = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Signed out</title></head>
+<body><h1>Signed out</h1><p>You are signed out of FakeProvider.</p></body>
 </html>
 """
 
@@ -134,6 +147,9 @@ class _AuthzRequest:
     code_challenge: str | None
     login_hint: str | None
     params: tuple[tuple[str, str], ...]
+    nonce: str | None = None
+    prompt: frozenset[str] = frozenset()
+    max_age: int | None = None
 
 
 def create_app(provider: FakeProvider) -> Flask:
@@ -147,6 +163,11 @@ def create_app(provider: FakeProvider) -> Flask:
     app.add_url_rule("/api/notes", "api", views.api, methods=["GET"])
     app.add_url_rule("/revoke", "revoke", views.revoke, methods=["POST"])
     app.add_url_rule("/.well-known/oauth-authorization-server", "metadata", views.metadata, methods=["GET"])
+    app.add_url_rule(
+        "/.well-known/openid-configuration", "openid_configuration", views.openid_configuration, methods=["GET"]
+    )
+    app.add_url_rule("/jwks", "jwks", views.jwks, methods=["GET"])
+    app.add_url_rule("/logout", "logout", views.logout, methods=["GET", "POST"])
     return app
 
 
@@ -243,6 +264,12 @@ class _Views:
             if decision != "approve" or self.p.get_user(username) is None:
                 return _error_page("invalid_request", "bad consent form submission")
             return self._approve(authz, username)
+        if "none" in authz.prompt:
+            username = self._default_user(authz)
+            auth_time = self.p.session_auth_time(username)
+            if auth_time is None or _too_old(auth_time, authz.max_age):
+                return self._error_redirect(authz.target, "login_required", "the user is not signed in")
+            return self._approve(authz, username)
         if self.p.auto_approve:
             return self._approve(authz, self._default_user(authz))
         return self._consent_page(authz)
@@ -304,6 +331,12 @@ class _Views:
                 raise fail("invalid_request", "code_challenge_method must be S256")
             elif not _S256_CHALLENGE.fullmatch(challenge):
                 raise fail("invalid_request", "malformed code_challenge")
+        prompt = frozenset((one("prompt") or "").split())
+        if not prompt <= _PROMPTS or ("none" in prompt and len(prompt) > 1):
+            raise fail("invalid_request", "invalid prompt")
+        max_age = one("max_age")
+        if max_age is not None and not _MAX_AGE.fullmatch(max_age):
+            raise fail("invalid_request", "max_age must be a non-negative integer")
         return _AuthzRequest(
             client_id=client_id,
             target=target,
@@ -313,6 +346,9 @@ class _Views:
             code_challenge=challenge,
             login_hint=one("login_hint"),
             params=tuple((k, v[0]) for k, v in lists.items()),
+            nonce=one("nonce"),
+            prompt=prompt,
+            max_age=None if max_age is None else int(max_age),
         )
 
     def _default_user(self, authz: _AuthzRequest) -> str:
@@ -322,6 +358,9 @@ class _Views:
         return DEFAULT_USER
 
     def _approve(self, authz: _AuthzRequest, username: str) -> Response:
+        previous = self.p.session_auth_time(username)
+        fresh = "login" in authz.prompt or (previous is not None and _too_old(previous, authz.max_age))
+        auth_time = self.p.sign_in(username, fresh=fresh)
         if authz.response_type == "token":
             payload = self.p.mint_tokens(authz.client_id, username, authz.scopes, refresh=False)
             params = {k: str(v) for k, v in payload.items()}
@@ -333,6 +372,8 @@ class _Views:
                 authz.code_challenge,
                 username,
                 authz.scopes,
+                nonce=authz.nonce,
+                auth_time=auth_time,
             )
             params = {"code": code}
         return self._redirect(authz.target, params)
@@ -356,7 +397,10 @@ class _Views:
         params = dict(params)
         if target.state is not None:
             params["state"] = target.state
-        if self.p.send_iss:
+        iss = self.p.send_iss
+        if isinstance(iss, str):
+            params["iss"] = iss
+        elif iss:
             params["iss"] = self.p.issuer
         location = _add_params(target.redirect_uri, params, fragment=target.fragment)
         headers = {"Location": location, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -373,7 +417,8 @@ class _Views:
         fault = self._fault("token", grant_type)
         if fault is not None and fault.status is not None:
             return _fault_response(fault)
-        grants: dict[str, Callable[[_Client, Mapping[str, str]], dict[str, Any]]] = {
+        override = fault.id_token if fault is not None else None
+        grants: dict[str, Callable[[_Client, Mapping[str, str], IDTokenSource | None], dict[str, Any]]] = {
             "authorization_code": self._authorization_code_grant,
             "refresh_token": self._refresh_token_grant,
             "client_credentials": self._client_credentials_grant,
@@ -387,12 +432,14 @@ class _Views:
             grant = grants.get(grant_type)
             if grant is None:
                 raise _OAuthError("unsupported_grant_type", "this grant type is not supported")
-            payload = grant(client, params)
+            payload = grant(client, params, override)
         except _OAuthError as exc:
             return _oauth_error(exc)
         return _json(payload, 200, _NO_STORE)
 
-    def _authorization_code_grant(self, client: _Client, params: Mapping[str, str]) -> dict[str, Any]:
+    def _authorization_code_grant(
+        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None
+    ) -> dict[str, Any]:
         code = _required(params, "code")
         entry = self.p.redeem_code(code, client.client_id)
         if entry is None:
@@ -414,9 +461,21 @@ class _Views:
             raise _OAuthError("invalid_request", "code_verifier is missing")
         elif not _VERIFIER.fullmatch(verifier) or not hmac.compare_digest(_s256(verifier), entry.code_challenge):
             raise _OAuthError("invalid_grant", "PKCE verification failed")
-        return self.p.mint_tokens(client.client_id, entry.user, entry.scopes, refresh=True, grant_id=entry.grant_id)
+        return self.p.mint_tokens(
+            client.client_id,
+            entry.user,
+            entry.scopes,
+            refresh=True,
+            grant_id=entry.grant_id,
+            id_token="openid" in entry.scopes,
+            nonce=entry.nonce,
+            auth_time=entry.auth_time,
+            id_token_override=override,
+        )
 
-    def _refresh_token_grant(self, client: _Client, params: Mapping[str, str]) -> dict[str, Any]:
+    def _refresh_token_grant(
+        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None
+    ) -> dict[str, Any]:
         refresh_token = _required(params, "refresh_token")
         entry = self.p.get_refresh_token(refresh_token)
         if entry is None:
@@ -441,9 +500,14 @@ class _Views:
             refresh=rotate,
             grant_id=entry.grant_id,
             refresh_scopes=entry.scopes,
+            id_token=self.p.id_token_on_refresh and "openid" in entry.scopes,
+            auth_time=entry.auth_time,
+            id_token_override=override,
         )
 
-    def _client_credentials_grant(self, client: _Client, params: Mapping[str, str]) -> dict[str, Any]:
+    def _client_credentials_grant(
+        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None
+    ) -> dict[str, Any]:
         if not client.confidential:
             raise _OAuthError("unauthorized_client", "public clients cannot use this grant")
         try:
@@ -452,7 +516,9 @@ class _Views:
             raise _OAuthError("invalid_scope", str(exc)) from None
         return self.p.mint_tokens(client.client_id, None, scopes, refresh=False)
 
-    def _password_grant(self, client: _Client, params: Mapping[str, str]) -> dict[str, Any]:
+    def _password_grant(
+        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None
+    ) -> dict[str, Any]:
         username = _required(params, "username")
         password = _required(params, "password")
         try:
@@ -462,7 +528,14 @@ class _Views:
         user = self.p.get_user(username)
         if user is None or not hmac.compare_digest(password.encode(), user.password.encode()):
             raise _OAuthError("invalid_grant", "wrong username or password")
-        return self.p.mint_tokens(client.client_id, username, scopes, refresh=True)
+        return self.p.mint_tokens(
+            client.client_id,
+            username,
+            scopes,
+            refresh=True,
+            id_token="openid" in scopes,
+            id_token_override=override,
+        )
 
     # -- revocation ----------------------------------------------------------
 
@@ -525,7 +598,13 @@ class _Views:
         user = self.p.get_user(token.user)
         if user is None:
             return _invalid_token()
-        return _json(dict(user.claims), 200, {"Cache-Control": "no-store"})
+        claims = dict(user.claims)
+        if "openid" in token.scopes:
+            claims = claims_for_scopes(claims, token.scopes)
+        claims["sub"] = str(claims.get("sub", token.user))
+        if self.p.userinfo_sub is not None:
+            claims["sub"] = self.p.userinfo_sub
+        return _json(claims, 200, {"Cache-Control": "no-store"})
 
     def api(self) -> Response:
         self._record("api")
@@ -544,17 +623,36 @@ class _Views:
     # -- metadata ------------------------------------------------------------
 
     def metadata(self) -> Response:
-        self._record("metadata")
-        fault = self._fault("metadata")
+        return self._metadata("metadata")
+
+    def openid_configuration(self) -> Response:
+        return self._metadata("openid_configuration")
+
+    def _metadata(self, endpoint: str) -> Response:
+        self._record(endpoint)
+        fault = self._fault(endpoint)
         if fault is not None and fault.status is not None:
             return _fault_response(fault)
+        document = self._metadata_document()
+        for name, value in dict(self.p.metadata_overrides).items():
+            if value is None:
+                document.pop(name, None)
+            else:
+                document[name] = value
+        return _json(document, 200)
+
+    def _metadata_document(self) -> dict[str, Any]:
+        """RFC 8414 metadata, which is also the OpenID Connect Discovery document."""
         auth_methods = ["client_secret_basic", "client_secret_post", "none"]
-        document = {
+        return {
             "issuer": self.p.issuer,
             "authorization_endpoint": self.p.authorize_url,
             "token_endpoint": self.p.token_url,
             "userinfo_endpoint": self.p.userinfo_url,
+            "jwks_uri": self.p.jwks_url,
             "revocation_endpoint": self.p.revocation_url,
+            "end_session_endpoint": self.p.end_session_url,
+            "scopes_supported": ["openid", *SCOPE_CLAIMS, "offline_access"],
             "response_types_supported": ["code", "token"],
             "response_modes_supported": ["query", "fragment"],
             "grant_types_supported": [
@@ -564,12 +662,77 @@ class _Views:
                 "client_credentials",
                 "password",
             ],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [self.p.id_token_signing_alg],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint_auth_methods_supported": auth_methods,
-            "authorization_response_iss_parameter_supported": self.p.send_iss,
+            "claims_supported": [*_PROTOCOL_CLAIMS, *sorted(set().union(*SCOPE_CLAIMS.values()))],
+            "prompt_values_supported": sorted(_PROMPTS),
+            "authorization_response_iss_parameter_supported": self.p.send_iss is not False,
         }
-        return _json(document, 200)
+
+    # -- OpenID Connect ------------------------------------------------------
+
+    def jwks(self) -> Response:
+        self._record("jwks")
+        fault = self._fault("jwks")
+        if fault is not None and fault.status is not None:
+            return _fault_response(fault)
+        return _json(self.p.jwks(), 200)
+
+    def logout(self) -> Response:
+        """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0)."""
+        source = _form() if request.method == "POST" else request.args
+        self._record("logout", client_id=source.get("client_id"))
+        fault = self._fault("logout")
+        if fault is not None and fault.status is not None:
+            return _fault_response(fault)
+        lists = dict(source.lists())
+        repeated = sorted(k for k, v in lists.items() if len(v) > 1)
+        if repeated:
+            return _error_page("invalid_request", f"repeated parameter: {', '.join(repeated)}")
+
+        def one(name: str) -> str | None:
+            values = lists.get(name, [])
+            return values[0] if values else None
+
+        hint = one("id_token_hint")
+        client_id = one("client_id")
+        uri = one("post_logout_redirect_uri")
+        user: str | None = None
+        if hint is not None:
+            claims = self.p.check_id_token_hint(hint)
+            if claims is None:
+                return _error_page("invalid_request", "id_token_hint was not issued by this provider")
+            aud = claims["aud"]
+            audiences = [aud] if isinstance(aud, str) else [str(a) for a in aud]
+            if not audiences:
+                return _error_page("invalid_request", "id_token_hint has no audience")
+            if client_id is None:
+                client_id = str(claims.get("azp") or audiences[0])
+            elif client_id not in audiences:
+                return _error_page("invalid_request", "id_token_hint was issued to another client")
+            user = self.p.username_for_sub(str(claims["sub"]))
+        client = None if client_id is None else self.p.get_client(client_id)
+        if client_id is not None and client is None:
+            return _error_page("invalid_request", "unknown client_id")
+        if uri is not None:
+            if client is None:
+                return _error_page("invalid_request", "post_logout_redirect_uri needs client_id or id_token_hint")
+            if not _redirect_uri_allowed(client.post_logout_redirect_uris, uri):
+                return _error_page("invalid_request", "post_logout_redirect_uri is not registered for this client")
+        if hint is None:
+            self.p.end_session()
+        elif user is not None:
+            self.p.end_session(user)
+        if uri is None:
+            body = render_template_string(_SIGNED_OUT_PAGE)
+            return Response(body, 200, headers=_PAGE_HEADERS, mimetype="text/html")
+        state = one("state")
+        location = uri if state is None else _add_params(uri, {"state": state}, fragment=False)
+        headers = {"Location": location, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        return Response("", 302, headers=headers)
 
 
 # -- helpers -----------------------------------------------------------------
@@ -637,6 +800,11 @@ def _parse_scope(value: str | None) -> tuple[str, ...]:
         if item not in scopes:
             scopes.append(item)
     return tuple(scopes)
+
+
+def _too_old(auth_time: int, max_age: int | None) -> bool:
+    """Whether a session started at ``auth_time`` exceeds ``max_age`` seconds."""
+    return max_age is not None and time.time() - auth_time > max_age
 
 
 def _s256(verifier: str) -> str:

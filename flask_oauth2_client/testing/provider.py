@@ -1,17 +1,23 @@
-"""The :class:`FakeProvider` OAuth 2.0 authorization server.
+"""The :class:`FakeProvider` OAuth 2.0 authorization server and OpenID provider.
 
 A small but real authorization server (RFC 6749, RFC 7636 PKCE, RFC 7009
-revocation, RFC 8414 metadata, RFC 9207 ``iss``) plus a protected resource,
+revocation, RFC 8414 metadata, RFC 9207 ``iss``) and OpenID Connect provider
+(ID tokens, JWKS, Discovery, RP-initiated logout) plus a protected resource,
 served over a real loopback socket. Its state (clients, users, codes, tokens,
-faults, recorded requests) lives in memory and is guarded by a lock; the HTTP
-views live in :mod:`._views`.
+signing keys, sessions, faults, recorded requests) lives in memory and is
+guarded by a lock; the HTTP views live in :mod:`._views`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,10 +27,28 @@ from types import TracebackType
 from typing import Any
 from typing import Final
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import get_default_algorithms
+from jwt.utils import to_base64url_uint
+
 from ._server import ServerThread
 
 #: Endpoint names accepted by :meth:`FakeProvider.set_fault` and :meth:`FakeProvider.calls`.
-ENDPOINTS: Final = frozenset({"authorize", "token", "userinfo", "revoke", "api", "metadata"})
+ENDPOINTS: Final = frozenset(
+    {
+        "authorize",
+        "token",
+        "userinfo",
+        "revoke",
+        "api",
+        "metadata",
+        "openid_configuration",
+        "jwks",
+        "logout",
+    }
+)
 
 #: Client authentication methods accepted by :meth:`FakeProvider.register_client`.
 AUTH_METHODS: Final = frozenset({"client_secret_basic", "client_secret_post", "none", "any"})
@@ -40,6 +64,43 @@ DEFAULT_CLAIMS: Final[Mapping[str, str]] = {
 }
 #: The scope granted when a request names none (RFC 6749 section 3.3).
 DEFAULT_SCOPE: Final = ("read",)
+#: Default lifetime of ID tokens, in seconds.
+DEFAULT_ID_TOKEN_TTL: Final = 300
+#: Algorithms :class:`FakeProvider` keeps a signing key for (one current key each).
+KEY_ALGORITHMS: Final = ("RS256", "ES256")
+
+#: The standard claims each OpenID Connect scope releases (OpenID Connect Core 1.0, section 5.4).
+#: ``sub`` is always released; claims not listed here (custom claims) are released with ``openid``.
+SCOPE_CLAIMS: Final[Mapping[str, frozenset[str]]] = {
+    "profile": frozenset(
+        {
+            "name",
+            "family_name",
+            "given_name",
+            "middle_name",
+            "nickname",
+            "preferred_username",
+            "profile",
+            "picture",
+            "website",
+            "gender",
+            "birthdate",
+            "zoneinfo",
+            "locale",
+            "updated_at",
+        }
+    ),
+    "email": frozenset({"email", "email_verified"}),
+    "address": frozenset({"address"}),
+    "phone": frozenset({"phone_number", "phone_number_verified"}),
+}
+_STANDARD_CLAIMS: Final = frozenset().union(*SCOPE_CLAIMS.values())
+
+#: What :meth:`FakeProvider.make_id_token` and :class:`SigningKey` accept as a private key.
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+#: An ID token to put in a token response: a compact JWT, or a function of the claims the
+#: provider would have signed that returns one (``None``: the response carries no ``id_token``).
+IDTokenSource = str | Callable[[dict[str, Any]], str | None]
 
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
 
@@ -73,6 +134,17 @@ class Fault:
     ``grant_type``
         For the ``"token"`` endpoint only: fault only the requests with this
         ``grant_type``; the others are answered normally.
+    ``id_token``
+        For the ``"token"`` endpoint only, with ``status=None``: the (otherwise
+        normal) successful answer to a grant made for a user
+        (``authorization_code``, ``refresh_token``, ``password``) carries this
+        ``id_token`` instead of the one the provider would have issued, or in
+        addition to the other fields when it would have issued none. Either a
+        compact JWT (see :meth:`FakeProvider.make_id_token`), or a function
+        that receives a copy of the claims the provider would have signed
+        (``nonce`` and ``at_hash`` included) and returns a JWT, or ``None`` to
+        send no ``id_token`` at all. :meth:`FakeProvider.set_next_id_token` is
+        a shortcut.
     """
 
     status: int | None = 500
@@ -83,6 +155,7 @@ class Fault:
     headers: Mapping[str, str] | None = None
     times: int | None = None
     grant_type: str | None = None
+    id_token: IDTokenSource | None = None
 
     def __post_init__(self) -> None:
         if self.status is not None and not 100 <= self.status <= 599:
@@ -106,7 +179,8 @@ class RecordedRequest:
     test server. Repeated parameters keep their first value.
     """
 
-    #: One of ``"authorize"``, ``"token"``, ``"userinfo"``, ``"revoke"``, ``"api"``, ``"metadata"``.
+    #: One of :data:`ENDPOINTS`: ``"authorize"``, ``"token"``, ``"userinfo"``, ``"revoke"``,
+    #: ``"api"``, ``"metadata"``, ``"openid_configuration"``, ``"jwks"``, ``"logout"``.
     endpoint: str
     #: The HTTP method, e.g. ``"GET"``.
     method: str
@@ -137,6 +211,7 @@ class _Client:
     client_secret: str | None
     redirect_uris: tuple[str, ...] | None
     auth_method: str
+    post_logout_redirect_uris: tuple[str, ...] | None = None
 
     @property
     def confidential(self) -> bool:
@@ -167,6 +242,8 @@ class _Code:
     expires_at: float
     grant_id: str
     used: bool = False
+    nonce: str | None = None
+    auth_time: int | None = None
 
 
 @dataclass
@@ -184,6 +261,7 @@ class _RefreshToken:
     user: str
     scopes: tuple[str, ...]
     grant_id: str
+    auth_time: int | None = None
 
 
 @dataclass
@@ -198,12 +276,68 @@ class _Options:
     access_token_ttl: int
     rotate_refresh_tokens: bool
     require_pkce: bool
-    send_iss: bool
+    send_iss: bool | str
     code_ttl: float
+    id_token_ttl: int
+    id_token_on_refresh: bool
+    id_token_signing_alg: str
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A private signing key of :class:`FakeProvider`, with its key id.
+
+    The provider publishes the public half of its keys at
+    :attr:`FakeProvider.jwks_url`. Make a foreign key (one the provider does not
+    publish) with :meth:`generate`, to forge a token whose signature does not
+    verify.
+    """
+
+    #: The key id (``kid``) of the key in the JWKS and in JWT headers.
+    kid: str
+    #: ``"RS256"`` (an RSA 2048-bit key) or ``"ES256"`` (an EC P-256 key).
+    alg: str
+    #: The private key (a :mod:`cryptography` object).
+    private_key: PrivateKey = field(repr=False)
+
+    @classmethod
+    def generate(cls, alg: str = "RS256", kid: str | None = None) -> SigningKey:
+        """A new random key for ``alg`` (``"RS256"`` or ``"ES256"``); ``kid`` defaults to a random id."""
+        key: PrivateKey
+        if alg == "RS256":
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        elif alg == "ES256":
+            key = ec.generate_private_key(ec.SECP256R1())
+        else:
+            raise ValueError(f"unsupported key algorithm {alg!r}; expected one of {list(KEY_ALGORITHMS)}")
+        return cls(kid if kid is not None else f"{alg.lower()}-{secrets.token_hex(6)}", alg, key)
+
+    @property
+    def public_jwk(self) -> dict[str, Any]:
+        """The public key as a JWK (RFC 7517) with ``kid``, ``use: sig`` and ``alg``."""
+        public = self.private_key.public_key()
+        jwk: dict[str, Any]
+        if isinstance(public, rsa.RSAPublicKey):
+            numbers = public.public_numbers()
+            jwk = {
+                "kty": "RSA",
+                "n": to_base64url_uint(numbers.n).decode("ascii"),
+                "e": to_base64url_uint(numbers.e).decode("ascii"),
+            }
+        else:
+            point = public.public_numbers()
+            size = (public.curve.key_size + 7) // 8
+            jwk = {
+                "kty": "EC",
+                "crv": "P-256",
+                "x": _b64url(point.x.to_bytes(size, "big")),
+                "y": _b64url(point.y.to_bytes(size, "big")),
+            }
+        return {**jwk, "kid": self.kid, "use": "sig", "alg": self.alg}
 
 
 class FakeProvider:
-    """A real OAuth 2.0 authorization server for tests and demos.
+    """A real OAuth 2.0 authorization server and OpenID provider for tests and demos.
 
     It listens on a loopback address (``127.0.0.1``, an ephemeral port by
     default) in a background thread, and implements:
@@ -217,7 +351,12 @@ class FakeProvider:
     * ``GET /userinfo`` and ``GET /api/notes``: protected resources taking a
       bearer token in the ``Authorization`` header;
     * ``POST /revoke``: RFC 7009 token revocation;
-    * ``GET /.well-known/oauth-authorization-server``: RFC 8414 metadata.
+    * ``GET /.well-known/oauth-authorization-server``: RFC 8414 metadata;
+    * OpenID Connect: an ``id_token`` in the token response whenever the
+      grant's scope contains ``openid`` (see :meth:`make_id_token` for its
+      claims), ``GET /jwks`` (the public signing keys, see
+      :meth:`rotate_keys`), ``GET /.well-known/openid-configuration``
+      (Discovery) and ``GET|POST /logout`` (RP-initiated logout).
 
     Usage::
 
@@ -245,8 +384,29 @@ class FakeProvider:
     :param require_pkce: the authorization code grant requires a S256
         ``code_challenge``. ``plain`` is always refused; a ``code_challenge``
         sent without this option is still enforced.
-    :param send_iss: add ``iss`` to authorization responses (RFC 9207).
+    :param send_iss: add ``iss`` to authorization responses, successful or
+        not (RFC 9207): ``True`` sends :attr:`issuer`, ``False`` sends nothing,
+        and a string is sent as it is (a wrong issuer, for mix-up tests). The
+        metadata's ``authorization_response_iss_parameter_supported`` is
+        ``True`` unless this is ``False``.
     :param code_ttl: authorization code lifetime in seconds.
+    :param id_token_ttl: ID token lifetime in seconds (``exp - iat``).
+    :param id_token_on_refresh: a ``refresh_token`` grant whose original grant
+        had the ``openid`` scope returns a new ID token (same ``sub`` and
+        ``auth_time``, no ``nonce``).
+    :param id_token_signing_alg: ``"RS256"`` or ``"ES256"``: how the ID tokens
+        the provider issues are signed, and the one value of the metadata's
+        ``id_token_signing_alg_values_supported``.
+
+    Two more writable attributes, also restored by :meth:`reset`:
+
+    ``userinfo_sub``
+        ``None`` (default), or a ``sub`` that ``/userinfo`` returns instead of
+        the user's (to test that a client compares it with the ID token's).
+    ``metadata_overrides``
+        A dict merged into both metadata documents (RFC 8414 and OpenID
+        Connect Discovery); a ``None`` value removes the field. For instance
+        ``{"issuer": "https://wrong.example"}``. Default ``{}``.
     """
 
     def __init__(
@@ -258,9 +418,14 @@ class FakeProvider:
         access_token_ttl: int = 3600,
         rotate_refresh_tokens: bool = True,
         require_pkce: bool = True,
-        send_iss: bool = False,
+        send_iss: bool | str = False,
         code_ttl: float = 60.0,
+        id_token_ttl: int = DEFAULT_ID_TOKEN_TTL,
+        id_token_on_refresh: bool = True,
+        id_token_signing_alg: str = "RS256",
     ) -> None:
+        if id_token_signing_alg not in KEY_ALGORITHMS:
+            raise ValueError(f"id_token_signing_alg must be one of {list(KEY_ALGORITHMS)}")
         self._host = host
         self._port = port
         self._options = _Options(
@@ -270,13 +435,21 @@ class FakeProvider:
             require_pkce=require_pkce,
             send_iss=send_iss,
             code_ttl=code_ttl,
+            id_token_ttl=id_token_ttl,
+            id_token_on_refresh=id_token_on_refresh,
+            id_token_signing_alg=id_token_signing_alg,
         )
         self.auto_approve = auto_approve
         self.access_token_ttl = access_token_ttl
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.require_pkce = require_pkce
-        self.send_iss = send_iss
+        self.send_iss: bool | str = send_iss
         self.code_ttl = code_ttl
+        self.id_token_ttl = id_token_ttl
+        self.id_token_on_refresh = id_token_on_refresh
+        self.id_token_signing_alg = id_token_signing_alg
+        self.userinfo_sub: str | None = None
+        self.metadata_overrides: dict[str, Any] = {}
 
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -287,6 +460,12 @@ class FakeProvider:
         self._refresh_tokens: dict[str, _RefreshToken] = {}
         self._faults: dict[str, _FaultSlot] = {}
         self._requests: list[RecordedRequest] = []
+        #: Published keys, current ones first; generated on first use.
+        self._keys: list[SigningKey] = []
+        self._current_keys: dict[str, SigningKey] = {}
+        self._initial_keys: tuple[SigningKey, ...] = ()
+        #: Provider-side login sessions: username -> auth_time.
+        self._sessions: dict[str, int] = {}
         self._restore_defaults()
 
         from ._views import create_app
@@ -390,6 +569,21 @@ class FakeProvider:
         return self.url + "/.well-known/oauth-authorization-server"
 
     @property
+    def openid_configuration_url(self) -> str:
+        """The OpenID Connect Discovery 1.0 document (``/.well-known/openid-configuration``)."""
+        return self.url + "/.well-known/openid-configuration"
+
+    @property
+    def jwks_url(self) -> str:
+        """The JWK Set of the public signing keys (the metadata's ``jwks_uri``)."""
+        return self.url + "/jwks"
+
+    @property
+    def end_session_url(self) -> str:
+        """The RP-initiated logout endpoint (the metadata's ``end_session_endpoint``)."""
+        return self.url + "/logout"
+
+    @property
     def client_id(self) -> str:
         """The id of the pre-registered confidential client."""
         return DEFAULT_CLIENT_ID
@@ -408,6 +602,7 @@ class FakeProvider:
         *,
         redirect_uris: Iterable[str] | None = None,
         auth_method: str = "client_secret_basic",
+        post_logout_redirect_uris: Iterable[str] | None = None,
     ) -> None:
         """Register (or replace) a client.
 
@@ -418,19 +613,27 @@ class FakeProvider:
         :param auth_method: how the client must authenticate at the token and
             revocation endpoints: ``"client_secret_basic"``,
             ``"client_secret_post"``, ``"none"``, or ``"any"`` (basic or post).
+        :param post_logout_redirect_uris: exact URIs the logout endpoint may
+            redirect this client's users to; ``None`` allows any absolute
+            http(s) URI without a fragment, ``[]`` none at all.
         """
         if auth_method not in AUTH_METHODS:
             raise ValueError(f"unknown auth_method {auth_method!r}")
         if (auth_method == "none") != (client_secret is None):
             raise ValueError("a client has a secret if and only if auth_method is not 'none'")
         uris = None if redirect_uris is None else tuple(redirect_uris)
+        logout_uris = None if post_logout_redirect_uris is None else tuple(post_logout_redirect_uris)
         with self._lock:
-            self._clients[client_id] = _Client(client_id, client_secret, uris, auth_method)
+            self._clients[client_id] = _Client(client_id, client_secret, uris, auth_method, logout_uris)
 
     def add_user(self, username: str, password: str, **claims: Any) -> None:
         """Add (or replace) a user; ``claims`` are what ``/userinfo`` returns.
 
-        ``sub`` defaults to ``username``.
+        ``sub`` (the subject of the user's ID tokens and UserInfo answers)
+        defaults to ``username``. For a token with the ``openid`` scope, the
+        standard claims are released by scope (:data:`SCOPE_CLAIMS`: ``name``
+        with ``profile``, ``email`` with ``email``...), custom claims always;
+        without ``openid``, ``/userinfo`` returns every claim.
         """
         claims.setdefault("sub", username)
         with self._lock:
@@ -450,10 +653,12 @@ class FakeProvider:
 
         Returns the JSON object a token endpoint response would contain:
         ``access_token``, ``token_type`` (``"Bearer"``), ``expires_in``,
-        ``scope`` and (when ``refresh`` and ``user`` are set) ``refresh_token``.
-        ``expires_in=0`` gives an access token that is already expired, with a
-        working refresh token. ``user=None`` gives a client token (like the
-        ``client_credentials`` grant, never with a refresh token).
+        ``scope`` and (when ``refresh`` and ``user`` are set) ``refresh_token``;
+        with a user and the ``openid`` scope, also an ``id_token`` (without
+        ``nonce``). ``expires_in=0`` gives an access token that is already
+        expired, with a working refresh token. ``user=None`` gives a client
+        token (like the ``client_credentials`` grant, never with a refresh
+        token).
 
         :param client_id: defaults to the pre-registered client.
         :param scopes: scope tokens (a space-separated string also works).
@@ -465,13 +670,14 @@ class FakeProvider:
                 raise ValueError(f"unknown client {cid!r}")
             if user is not None and user not in self._users:
                 raise ValueError(f"unknown user {user!r}")
-            return self.mint_tokens(
-                cid,
-                user,
-                scope_list,
-                expires_in=expires_in,
-                refresh=refresh and user is not None,
-            )
+        return self.mint_tokens(
+            cid,
+            user,
+            scope_list,
+            expires_in=expires_in,
+            refresh=refresh and user is not None,
+            id_token="openid" in scope_list,
+        )
 
     def expire_access_tokens(self) -> None:
         """Make every access token issued so far expired (refresh tokens stay valid)."""
@@ -488,13 +694,209 @@ class FakeProvider:
                 return access.expires_at > time.time()
             return token in self._refresh_tokens
 
+    # -- OpenID Connect: signing keys ----------------------------------------
+
+    def current_key(self, alg: str | None = None) -> SigningKey:
+        """The key that signs new tokens for ``alg`` (default: :attr:`id_token_signing_alg`).
+
+        The provider keeps one current key for each of :data:`KEY_ALGORITHMS`
+        (``"RS256"``, ``"ES256"``), generated on first use.
+        """
+        wanted = self.id_token_signing_alg if alg is None else alg
+        with self._lock:
+            self._ensure_keys()
+            key = self._current_keys.get(wanted)
+        if key is None:
+            raise ValueError(f"no signing key for {wanted!r}; expected one of {list(KEY_ALGORITHMS)}")
+        return key
+
+    @property
+    def signing_keys(self) -> tuple[SigningKey, ...]:
+        """Every key published at :attr:`jwks_url`, current keys first."""
+        with self._lock:
+            self._ensure_keys()
+            return tuple(self._keys)
+
+    def jwks(self) -> dict[str, Any]:
+        """The JWK Set :attr:`jwks_url` serves: ``{"keys": [public JWKs]}``."""
+        return {"keys": [key.public_jwk for key in self.signing_keys]}
+
+    def rotate_keys(self, *, keep_old: bool = True, alg: str | None = None) -> SigningKey:
+        """Make a new current signing key (with a new ``kid``) and return it.
+
+        Tokens signed afterwards carry the new ``kid``. With ``keep_old`` the
+        previous key of that algorithm stays published (tokens it signed still
+        verify); ``keep_old=False`` stops publishing it.
+
+        :param alg: which key to rotate, ``"RS256"`` or ``"ES256"``; default
+            :attr:`id_token_signing_alg`.
+        """
+        new = SigningKey.generate(self.current_key(alg).alg)
+        with self._lock:
+            old = self._current_keys[new.alg]
+            self._current_keys[new.alg] = new
+            current = list(self._current_keys.values())
+            retired = [k for k in self._keys if all(k is not c for c in current) and k is not old]
+            if keep_old:
+                retired.insert(0, old)
+            self._keys = current + retired
+        return new
+
+    # -- OpenID Connect: ID tokens -------------------------------------------
+
+    def make_id_token(
+        self,
+        claims_override: Mapping[str, Any] | None = None,
+        *,
+        user: str = DEFAULT_USER,
+        client_id: str | None = None,
+        scopes: Iterable[str] = ("openid", "profile", "email"),
+        nonce: str | None = None,
+        access_token: str | None = None,
+        auth_time: int | None = None,
+        alg: str | None = None,
+        key: SigningKey | PrivateKey | None = None,
+        headers: Mapping[str, Any] | None = None,
+        sign_with_secret: str | None = None,
+        unsigned: bool = False,
+    ) -> str:
+        """Forge an ID token (a compact JWS) without any HTTP request.
+
+        With no arguments, the token is exactly what the provider issues:
+        signed with :meth:`current_key` (header ``{"alg", "typ": "JWT",
+        "kid"}``), with the claims ``iss`` (:attr:`issuer`), ``sub`` (the
+        user's), ``aud`` and ``azp`` (the client id), ``iat`` (now), ``exp``
+        (now + :attr:`id_token_ttl`), ``auth_time`` (the user's provider session,
+        else now), ``nonce`` and ``at_hash`` when asked for, and the user's
+        claims that ``scopes`` release. The arguments break it on purpose:
+
+        :param claims_override: claims merged over those; a ``None`` value
+            removes the claim. E.g. ``{"iss": "https://evil.example"}``,
+            ``{"aud": [client_id, "other"]}``, ``{"exp": time.time() - 3600}``,
+            ``{"nonce": None}``.
+        :param user: whose token it is (a user added with :meth:`add_user`).
+        :param client_id: ``aud`` and ``azp``; default the pre-registered client.
+        :param scopes: the scopes whose claims are included (see :data:`SCOPE_CLAIMS`).
+        :param nonce: the ``nonce`` claim (none by default).
+        :param access_token: include ``at_hash`` for this access token.
+        :param auth_time: the ``auth_time`` claim (seconds since the epoch).
+        :param alg: the signature algorithm and header ``alg``: with a key, any
+            algorithm PyJWT can sign with that key (default: the key's);
+            with ``sign_with_secret``, ``HS256`` (default), ``HS384`` or
+            ``HS512``.
+        :param key: sign with this key instead: a :class:`SigningKey` (the
+            header's ``kid`` is then its ``kid``; one made by
+            :meth:`SigningKey.generate` is unknown to the provider's JWKS) or a
+            bare RSA/EC private key (the header's ``kid`` is then the
+            provider's current one, so the signature does not verify).
+        :param headers: merged over the JOSE header; a ``None`` value removes
+            the field (``{"kid": None}``; ``{"kid": "unknown"}``; ``{"alg":
+            "HS256"}`` lies about the algorithm).
+        :param sign_with_secret: sign with HMAC using this secret (for
+            instance the client secret) instead of a private key; no ``kid``.
+        :param unsigned: an unsecured JWT: header ``alg: none``, empty signature.
+        :raises ValueError: unknown user, or contradicting arguments.
+        """
+        if sum((unsigned, sign_with_secret is not None, key is not None)) > 1:
+            raise ValueError("use at most one of key, sign_with_secret and unsigned")
+        header: dict[str, Any]
+        sign: Callable[[bytes], bytes]
+        if unsigned:
+            alg_name = "none" if alg is None else alg
+            header = {"alg": alg_name, "typ": "JWT"}
+
+            def sign(_: bytes) -> bytes:
+                return b""
+
+        elif sign_with_secret is not None:
+            alg_name = "HS256" if alg is None else alg
+            digest = _HMAC_HASHES.get(alg_name)
+            if digest is None:
+                raise ValueError(f"sign_with_secret needs an HMAC algorithm, not {alg_name!r}")
+            secret = sign_with_secret.encode()
+            header = {"alg": alg_name, "typ": "JWT"}
+
+            def sign(data: bytes) -> bytes:
+                return hmac.new(secret, data, digest).digest()
+
+        else:
+            if isinstance(key, SigningKey):
+                private_key, kid, key_alg = key.private_key, key.kid, key.alg
+            elif key is not None:
+                key_alg = "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
+                private_key, kid = key, self.current_key(key_alg).kid
+            else:
+                current = self.current_key()
+                private_key, kid, key_alg = current.private_key, current.kid, current.alg
+            alg_name = key_alg if alg is None else alg
+            algorithm = get_default_algorithms().get(alg_name)
+            if algorithm is None or alg_name == "none" or alg_name in _HMAC_HASHES:
+                raise ValueError(f"cannot sign with a private key and alg {alg_name!r}")
+            header = {"alg": alg_name, "typ": "JWT", "kid": kid}
+
+            def sign(data: bytes) -> bytes:
+                return algorithm.sign(data, private_key)
+
+        claims = self.id_token_claims(
+            user,
+            DEFAULT_CLIENT_ID if client_id is None else client_id,
+            tuple(scopes.split() if isinstance(scopes, str) else scopes),
+            nonce=nonce,
+            access_token=access_token,
+            auth_time=auth_time,
+            alg=alg_name,
+        )
+        return _encode_jws(_merged(header, headers), _merged(claims, claims_override), sign)
+
+    def set_next_id_token(self, id_token: IDTokenSource | None, *, grant_type: str | None = None) -> None:
+        """Make the next token response for a user carry ``id_token``.
+
+        A shortcut for ``set_fault("token", Fault(status=None,
+        id_token=id_token, times=1, grant_type=grant_type))`` (it replaces any
+        other fault of the token endpoint): the next request to the token
+        endpoint (of that ``grant_type``) is answered normally, except that a
+        success for a user carries this ID token; ``None`` sends none at all.
+        ``id_token`` may also be a function of the genuine claims, e.g.::
+
+            provider.set_next_id_token(lambda claims: provider.make_id_token({**claims, "nonce": "x"}))
+        """
+        source: IDTokenSource = _no_id_token if id_token is None else id_token
+        self.set_fault("token", Fault(status=None, id_token=source, times=1, grant_type=grant_type))
+
+    # -- OpenID Connect: provider sessions -----------------------------------
+
+    def has_session(self, user: str = DEFAULT_USER) -> bool:
+        """Whether ``user`` has a login session at the provider.
+
+        An approved authorization request starts one (its time is the ID
+        tokens' ``auth_time``); logout, :meth:`end_session` and :meth:`reset`
+        end it. An authorization request with ``prompt=none`` succeeds only
+        with a session (else ``error=login_required``), and ``prompt=login``
+        or an exceeded ``max_age`` starts a new one.
+        """
+        with self._lock:
+            return user in self._sessions
+
+    def end_session(self, user: str | None = None) -> None:
+        """End the provider-side login session of ``user``, or of everybody (``None``).
+
+        Tokens stay valid: like most providers, logging out does not revoke them.
+        """
+        with self._lock:
+            if user is None:
+                self._sessions.clear()
+            else:
+                self._sessions.pop(user, None)
+
     # -- faults --------------------------------------------------------------
 
     def set_fault(self, endpoint: str, fault: Fault) -> None:
         """Make ``endpoint`` misbehave as described by ``fault`` (replacing any previous one).
 
-        :param endpoint: ``"authorize"``, ``"token"``, ``"userinfo"``,
-            ``"revoke"``, ``"api"`` or ``"metadata"``.
+        :param endpoint: one of :data:`ENDPOINTS`: ``"authorize"``,
+            ``"token"``, ``"userinfo"``, ``"revoke"``, ``"api"``,
+            ``"metadata"`` (RFC 8414), ``"openid_configuration"``, ``"jwks"``
+            or ``"logout"``.
         """
         _check_endpoint(endpoint)
         with self._lock:
@@ -527,8 +929,10 @@ class FakeProvider:
             return list(self._requests)
 
     def reset(self) -> None:
-        """Forget tokens, codes, faults, recorded requests and added clients and
-        users; restore the default client, user and constructor options.
+        """Forget tokens, codes, faults, recorded requests, sessions and added
+        clients and users; restore the default client, user, constructor
+        options and attributes, and the signing keys the provider started
+        with (undoing :meth:`rotate_keys`).
 
         The server keeps running on the same port.
         """
@@ -543,6 +947,15 @@ class FakeProvider:
         self.require_pkce = opts.require_pkce
         self.send_iss = opts.send_iss
         self.code_ttl = opts.code_ttl
+        self.id_token_ttl = opts.id_token_ttl
+        self.id_token_on_refresh = opts.id_token_on_refresh
+        self.id_token_signing_alg = opts.id_token_signing_alg
+        self.userinfo_sub = None
+        self.metadata_overrides = {}
+        if self._initial_keys:
+            self._keys = list(self._initial_keys)
+            self._current_keys = {k.alg: k for k in self._initial_keys}
+        self._sessions.clear()
         self._codes.clear()
         self._access_tokens.clear()
         self._refresh_tokens.clear()
@@ -604,6 +1017,9 @@ class FakeProvider:
         code_challenge: str | None,
         user: str,
         scopes: tuple[str, ...],
+        *,
+        nonce: str | None = None,
+        auth_time: int | None = None,
     ) -> str:
         code = secrets.token_urlsafe(32)
         with self._lock:
@@ -616,6 +1032,8 @@ class FakeProvider:
                 scopes=scopes,
                 expires_at=time.time() + self.code_ttl,
                 grant_id=secrets.token_hex(8),
+                nonce=nonce,
+                auth_time=auth_time,
             )
         return code
 
@@ -650,11 +1068,20 @@ class FakeProvider:
         refresh: bool,
         grant_id: str | None = None,
         refresh_scopes: tuple[str, ...] | None = None,
+        id_token: bool = False,
+        nonce: str | None = None,
+        auth_time: int | None = None,
+        id_token_override: IDTokenSource | None = None,
     ) -> dict[str, Any]:
-        """Create an access token (and a refresh token); return the response JSON."""
+        """Create an access token (and a refresh token, and an ID token); return the response JSON.
+
+        An ID token is added when ``user`` is set and ``id_token`` is true, or
+        as ``id_token_override`` says (see :attr:`Fault.id_token`).
+        """
         ttl = self.access_token_ttl if expires_in is None else expires_in
         gid = secrets.token_hex(8) if grant_id is None else grant_id
         access = secrets.token_urlsafe(32)
+        when = int(time.time()) if auth_time is None else auth_time
         payload: dict[str, Any] = {
             "access_token": access,
             "token_type": "Bearer",
@@ -665,10 +1092,126 @@ class FakeProvider:
             if refresh and user is not None:
                 rt = secrets.token_urlsafe(32)
                 kept_scopes = scopes if refresh_scopes is None else refresh_scopes
-                self._refresh_tokens[rt] = _RefreshToken(client_id, user, kept_scopes, gid)
+                self._refresh_tokens[rt] = _RefreshToken(client_id, user, kept_scopes, gid, when)
                 payload["refresh_token"] = rt
         payload["scope"] = " ".join(scopes)
+        if user is not None and (id_token or id_token_override is not None):
+            claims = self.id_token_claims(user, client_id, scopes, nonce=nonce, access_token=access, auth_time=when)
+            value: str | None
+            if id_token_override is None:
+                value = self.sign_id_token(claims)
+            elif isinstance(id_token_override, str):
+                value = id_token_override
+            else:
+                value = id_token_override(dict(claims))
+            if value is not None:
+                payload["id_token"] = value
         return payload
+
+    def id_token_claims(
+        self,
+        user: str,
+        client_id: str,
+        scopes: tuple[str, ...],
+        *,
+        nonce: str | None = None,
+        access_token: str | None = None,
+        auth_time: int | None = None,
+        alg: str | None = None,
+    ) -> dict[str, Any]:
+        """The claims of an ID token the provider would issue (see :meth:`make_id_token`)."""
+        with self._lock:
+            entry = self._users.get(user)
+            if entry is None:
+                raise ValueError(f"unknown user {user!r}")
+            claims = claims_for_scopes(entry.claims, scopes)
+            if auth_time is None:
+                auth_time = self._sessions.get(user)
+            ttl = self.id_token_ttl
+            signing_alg = self.id_token_signing_alg if alg is None else alg
+        now = int(time.time())
+        claims.update(
+            iss=self.issuer,
+            sub=str(entry.claims.get("sub", user)),
+            aud=client_id,
+            azp=client_id,
+            iat=now,
+            exp=now + ttl,
+            auth_time=now if auth_time is None else auth_time,
+        )
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if access_token is not None:
+            claims["at_hash"] = token_hash(access_token, signing_alg)
+        return claims
+
+    def sign_id_token(self, claims: Mapping[str, Any]) -> str:
+        """Sign ``claims`` with :meth:`current_key`, as the provider does for its ID tokens."""
+        key = self.current_key()
+        algorithm = get_default_algorithms()[key.alg]
+        header = {"alg": key.alg, "typ": "JWT", "kid": key.kid}
+        return _encode_jws(header, dict(claims), lambda data: algorithm.sign(data, key.private_key))
+
+    def check_id_token_hint(self, token: str) -> dict[str, Any] | None:
+        """The claims of an ID token this provider signed (with a key it still publishes), else ``None``.
+
+        Checks the signature and ``iss``; an expired token is fine (OpenID
+        Connect RP-Initiated Logout 1.0, section 2).
+        """
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            return None
+        key = next((k for k in self.signing_keys if k.kid == kid), None)
+        if key is None:
+            return None
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.private_key.public_key(),
+                algorithms=[key.alg],
+                issuer=self.issuer,
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "verify_aud": False,
+                    "require": ["iss", "sub", "aud"],
+                },
+            )
+        except jwt.PyJWTError:
+            return None
+        return claims
+
+    def username_for_sub(self, sub: str) -> str | None:
+        """The user whose ``sub`` claim is ``sub``, if any."""
+        with self._lock:
+            for name, user in self._users.items():
+                if str(user.claims.get("sub", name)) == sub:
+                    return name
+            return None
+
+    def session_auth_time(self, user: str) -> int | None:
+        """When ``user``'s provider session started, or ``None`` without one."""
+        with self._lock:
+            return self._sessions.get(user)
+
+    def sign_in(self, user: str, *, fresh: bool = False) -> int:
+        """Start (or, unless ``fresh``, reuse) ``user``'s provider session; return its ``auth_time``."""
+        with self._lock:
+            auth_time = self._sessions.get(user)
+            if auth_time is None or fresh:
+                auth_time = int(time.time())
+                self._sessions[user] = auth_time
+            return auth_time
+
+    def _ensure_keys(self) -> None:
+        """Generate the signing keys on first use (caller holds the lock)."""
+        if not self._current_keys:
+            keys = tuple(SigningKey.generate(alg) for alg in KEY_ALGORITHMS)
+            self._initial_keys = keys
+            self._current_keys = {k.alg: k for k in keys}
+            self._keys = list(keys)
 
     def get_refresh_token(self, token: str) -> _RefreshToken | None:
         with self._lock:
@@ -718,6 +1261,55 @@ class FakeProvider:
             for store in (self._access_tokens, self._refresh_tokens):
                 for key in [k for k, v in store.items() if v.grant_id == grant_id]:
                     del store[key]
+
+
+_HMAC_HASHES: Final[Mapping[str, Callable[..., Any]]] = {
+    "HS256": hashlib.sha256,
+    "HS384": hashlib.sha384,
+    "HS512": hashlib.sha512,
+}
+
+
+def claims_for_scopes(claims: Mapping[str, Any], scopes: Iterable[str]) -> dict[str, Any]:
+    """The user ``claims`` that ``scopes`` release (with ``openid``; see :data:`SCOPE_CLAIMS`)."""
+    allowed: set[str] = set()
+    for scope in scopes:
+        allowed |= SCOPE_CLAIMS.get(scope, frozenset())
+    return {k: v for k, v in claims.items() if k == "sub" or k in allowed or k not in _STANDARD_CLAIMS}
+
+
+def token_hash(value: str, alg: str) -> str:
+    """``at_hash``/``c_hash`` (OpenID Connect Core 1.0, section 3.1.3.6): the left half of the
+    hash of ``value`` (the hash of ``alg``, SHA-256 by default), base64url-encoded."""
+    digest = {"384": hashlib.sha384, "512": hashlib.sha512}.get(alg[-3:], hashlib.sha256)
+    full = digest(value.encode("ascii")).digest()
+    return _b64url(full[: len(full) // 2])
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _encode_jws(header: Mapping[str, Any], claims: Mapping[str, Any], sign: Callable[[bytes], bytes]) -> str:
+    """A compact JWS: ``header.payload.signature``, each part base64url-encoded JSON/bytes."""
+    parts = [_b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)]
+    signing_input = ".".join(parts)
+    return f"{signing_input}.{_b64url(sign(signing_input.encode('ascii')))}"
+
+
+def _merged(base: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``base`` updated with ``overrides``, where a ``None`` value removes the key."""
+    result = dict(base)
+    for name, value in (overrides or {}).items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = value
+    return result
+
+
+def _no_id_token(_: dict[str, Any]) -> None:
+    return None
 
 
 def _check_endpoint(endpoint: str) -> None:

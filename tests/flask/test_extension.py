@@ -158,10 +158,12 @@ BAD_PROVIDER_CONFIGS = [
     ),
     ({**VALID, "authorize_params": {"scope": "x"}}, "use the provider's 'scope' setting"),
     ({**VALID, "scope_separator": "+"}, "'scope_separator' must be"),
-    (
-        {"client_id": "c", "client_secret": "s", "metadata_url": "https://p.example/.well-known/x"},
-        "'metadata_url' is not supported",
-    ),
+    ({"client_id": "c", "client_secret": "s", "metadata_url": "http://p.example/.well-known/x"}, "must use https"),
+    ({**VALID, "id_token_algorithms": ["RS256", "HS256"]}, "may not contain 'HS256'"),
+    ({**VALID, "id_token_algorithms": ["none"]}, "may not contain 'none'"),
+    ({**VALID, "trusted_audiences": [1]}, "'trusted_audiences' must be a list of strings"),
+    ({**VALID, "post_logout_redirect_uri": "/bye"}, "'post_logout_redirect_uri' must be an absolute"),
+    ({**VALID, "issuer": "p.example"}, "'issuer' must be an absolute https URL"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import datetime
 from datetime import timedelta
@@ -17,6 +18,7 @@ from helpers import login
 from flask_oauth2_client import OAuth2Client
 from flask_oauth2_client import ReauthorizationRequired
 from flask_oauth2_client import token_refreshed
+from flask_oauth2_client.client import ProviderClient
 from flask_oauth2_client.testing import Fault
 
 USER = "user-1"
@@ -134,9 +136,9 @@ def test_unreachable_provider_keeps_the_token_and_is_503(make_app, oauth, fake_p
     client = app.test_client()
     login(client, fake_provider)
     expired = make_expiring(app, seconds=-5)
-    client_obj = app.extensions["oauth2_client"].clients["demo"]
-    client_obj.config = client_obj.config.__class__(
-        **{**client_obj.config.__dict__, "token_url": "http://127.0.0.1:9/token"}
+    clients = app.extensions["oauth2_client"].clients
+    clients["demo"] = ProviderClient(
+        dataclasses.replace(clients["demo"].config, token_url="http://127.0.0.1:9/token"), timeout=5
     )
     response = client.get("/protected", headers={"Accept": "application/json"})
     assert response.status_code == 503
