@@ -3,7 +3,9 @@
 ``OAUTH2_TOKEN_STORE`` takes a short name (``"session"``, ``"memory"``, ``"sql"``, ``"redis"``), a
 dotted import path of a
 :class:`TokenStore` subclass (``"myapp.tokens:MyStore"`` or ``"myapp.tokens.MyStore"``), or an
-instance.
+instance. An instance is used as it is: ``OAUTH2_TOKEN_STORE_URL`` and
+``OAUTH2_TOKEN_ENCRYPTION_KEYS`` do not apply to it (give it its own cipher); setting the keys
+with an instance is warned about at ``init_app``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import importlib
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..errors import OAuth2Warning
+from ..errors import warn
 from .base import KeyedLocks
 from .base import TokenStore
 from .memory import MemoryTokenStore
@@ -30,6 +34,12 @@ def create_store(spec: Any, **options: Any) -> TokenStore:
     """Build the store named by *spec* (see the module docstring), passing *options* to its
     :meth:`TokenStore.from_config`."""
     if isinstance(spec, TokenStore):
+        if options.get("cipher") is not None:
+            warn(
+                f"OAUTH2_TOKEN_ENCRYPTION_KEYS is ignored: the token store is a {type(spec).__name__} instance, "
+                "which is used as it is; give it its own cipher (cipher=TokenCipher(keys)) and remove the setting",
+                OAuth2Warning,
+            )
         return spec
     if isinstance(spec, type) and issubclass(spec, TokenStore):
         return spec.from_config(**options)

@@ -28,9 +28,25 @@ class TokenStore(abc.ABC):
 
     @classmethod
     def from_config(cls, **options: Any) -> TokenStore:
-        """Build the store from configuration. ``options`` holds ``url`` (``OAUTH2_TOKEN_STORE_URL``),
-        ``cipher`` (a :class:`~flask_oauth2_client.crypto.TokenCipher` or ``None``) and
-        ``instance_path``. The default ignores them."""
+        """Build the store from configuration. The extension's ``init_app`` passes these options
+        (a later version may pass more: accept ``**options`` and ignore what you do not use):
+
+        ``url``
+            ``OAUTH2_TOKEN_STORE_URL``, or ``None``.
+        ``cipher``
+            a :class:`~flask_oauth2_client.crypto.TokenCipher` made from
+            ``OAUTH2_TOKEN_ENCRYPTION_KEYS``, or ``None`` when no keys are set.
+        ``instance_path``
+            the app's instance folder (where an embedded database may live).
+        ``prefix``
+            ``OAUTH2_TOKEN_STORE_PREFIX`` (default ``"oauth2:"``), a namespace for keys or names.
+        ``lock_ttl``
+            seconds after which a refresh lock that was not released (its owner died, or the
+            store was unreachable) should free itself: the larger of
+            ``OAUTH2_REFRESH_LOCK_TIMEOUT`` and ``3 * OAUTH2_HTTP_TIMEOUT + 5``.
+
+        It is not called for a store given as an instance (``OAUTH2_TOKEN_STORE`` or
+        ``OAuth2Client(store=...)``), which is used as it is. The default ignores the options."""
         return cls()
 
     @abc.abstractmethod

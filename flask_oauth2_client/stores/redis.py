@@ -7,12 +7,17 @@ token may outlive the access token by months), unless the provider said how long
 lives (``refresh_expires_in``).
 
 The refresh lock is a Redis lock with an expiry and an owner check (only its owner releases it),
-so it works across processes and hosts.
+so it works across processes and hosts. A lock whose release fails (Redis unreachable at that
+moment) lingers until its expiry, ``lock_ttl`` seconds after it was taken; refreshes of that
+user's token wait for it meanwhile, and fail with a ``503`` after ``OAUTH2_REFRESH_LOCK_TIMEOUT``.
+The failed release itself is logged as a warning and does not fail the request whose refresh
+succeeded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +41,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 __all__ = ["RedisTokenStore"]
 
+log = logging.getLogger("flask_oauth2_client")
+
 #: Seconds a token stays in Redis past its own expiry, so a request that just read it can finish.
 EXPIRY_GRACE = 60
 
@@ -46,7 +53,8 @@ class RedisTokenStore(TokenStore):
     :param client: a :class:`redis.Redis` client, or a ``redis://`` URL.
     :param cipher: encrypts the stored tokens.
     :param prefix: the namespace of every key.
-    :param lock_ttl: seconds after which a refresh lock whose owner died is released by Redis.
+    :param lock_ttl: seconds after which Redis frees a refresh lock that its owner did not release
+        (the owner died, or Redis was unreachable when it tried). Longer than any refresh can take.
     """
 
     def __init__(
@@ -124,9 +132,24 @@ class RedisTokenStore(TokenStore):
             try:
                 yield
             finally:
-                # Released only by its owner; an expired lock (owner too slow) is not an error here.
-                with contextlib.suppress(LockError, RedisError):
+                # Never raised from here: the refresh it guarded may have succeeded.
+                try:
                     lock.release()
+                except LockError:
+                    # Expired before the refresh finished (slower than lock_ttl): another process
+                    # may have taken it meanwhile; only the owner's own lock is released.
+                    log.warning(
+                        "a %s refresh lock expired before it was released; lock_ttl (%s s) is too short",
+                        provider,
+                        self.lock_ttl,
+                    )
+                except RedisError as exc:
+                    log.warning(
+                        "a %s refresh lock could not be released (%s); Redis frees it after lock_ttl (%s s)",
+                        provider,
+                        type(exc).__name__,
+                        self.lock_ttl,
+                    )
 
     def close(self) -> None:
         self.client.close()

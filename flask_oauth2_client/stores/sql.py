@@ -12,14 +12,33 @@ The table (``oauth2_tokens`` by default) is created on first use, or by ``flask 
     expires_at  TIMESTAMP     access token expiry (UTC), NULL when unknown; for housekeeping
     updated_at  TIMESTAMP     last write (UTC)
 
+Several processes may create the table at the same moment: the one that loses the race finds the
+table made by the other and goes on.
+
+Keys that do not fit the columns: a user id longer than 255 characters, or one that the database
+cannot hold as text (a NUL character, a lone surrogate), is stored as ``sha256:`` followed by the
+SHA-256 hex digest of its UTF-8 bytes (71 characters). So is a user id that itself starts with
+``sha256:``, so that no two user ids ever share a row. Every other user id is stored as it is. A
+provider name longer than 64 characters is refused with
+:class:`~flask_oauth2_client.errors.ConfigurationError` (``OAUTH2_PROVIDERS`` names have at most 48).
+
+Built from a URL without ``connect_args`` in ``engine_options``, the engine gives PostgreSQL
+(psycopg, psycopg2) a connect timeout of :data:`CONNECT_TIMEOUT` seconds, unless the URL sets
+``connect_timeout`` itself: a database host that does not answer fails the request with a ``503``
+rather than after the operating system's TCP timeout. (SQLite waits up to 10 s for a busy
+database, through ``PRAGMA busy_timeout``.)
+
 The refresh lock works across processes: a PostgreSQL advisory lock, a file lock beside a SQLite
-database (one machine), and on other databases a lock per process only.
+database (one machine), and on other databases a lock per process only. An advisory lock that
+cannot be released (its connection failed) is never returned to the pool: the connection is
+discarded, and PostgreSQL frees the lock with it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -39,13 +58,27 @@ from .base import TokenStore
 try:
     import sqlalchemy as sa
     from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import ProgrammingError
     from sqlalchemy.exc import SQLAlchemyError
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ConfigurationError("the 'sql' token store needs SQLAlchemy: pip install 'flask-oauth2-client[sql]'") from exc
 
-__all__ = ["SQLTokenStore"]
+__all__ = ["CONNECT_TIMEOUT", "SQLTokenStore"]
+
+log = logging.getLogger("flask_oauth2_client")
 
 _POLL = 0.05  # seconds between attempts at a busy lock
+#: Seconds to wait for the database server when connecting (see the module docstring).
+CONNECT_TIMEOUT = 5
+#: The DB-API ``connect()`` argument that bounds connecting, per (backend, driver).
+_CONNECT_TIMEOUT_ARGUMENT = {
+    ("postgresql", "psycopg"): "connect_timeout",
+    ("postgresql", "psycopg2"): "connect_timeout",
+}
+PROVIDER_LENGTH = 64
+USER_ID_LENGTH = 255
+#: How a stored user id that is a hash begins.
+HASHED = "sha256:"
 
 
 class SQLTokenStore(TokenStore):
@@ -54,7 +87,9 @@ class SQLTokenStore(TokenStore):
     :param url: a SQLAlchemy database URL, or an :class:`~sqlalchemy.engine.Engine`.
     :param cipher: encrypts the ``token`` column.
     :param table: the table's name.
-    :param engine_options: passed to :func:`sqlalchemy.create_engine`.
+    :param engine_options: passed to :func:`sqlalchemy.create_engine`. Without ``connect_args``
+        among them, PostgreSQL gets a connect timeout of :data:`CONNECT_TIMEOUT` seconds (unless
+        the URL sets ``connect_timeout``).
     """
 
     def __init__(
@@ -71,7 +106,11 @@ class SQLTokenStore(TokenStore):
             options: dict[str, Any] = {"pool_pre_ping": True}
             options.update(engine_options or {})
             try:
-                self.engine = sa.create_engine(url, **options)
+                parsed = sa.make_url(url)
+                argument = _CONNECT_TIMEOUT_ARGUMENT.get((parsed.get_backend_name(), parsed.get_driver_name()))
+                if argument is not None and "connect_args" not in options and argument not in parsed.query:
+                    options["connect_args"] = {argument: CONNECT_TIMEOUT}
+                self.engine = sa.create_engine(parsed, **options)
             except (SQLAlchemyError, ImportError, ValueError) as exc:
                 raise ConfigurationError(f"OAUTH2_TOKEN_STORE_URL: cannot use this database URL ({exc})") from None
         self._codec = TokenCodec(cipher)
@@ -109,8 +148,18 @@ class SQLTokenStore(TokenStore):
 
     def create_table(self) -> None:
         """Create the table if it does not exist (``flask oauth2 init-db`` calls this)."""
-        with self._errors("create the token table"):
+        try:
             self.table.metadata.create_all(self.engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            # Another process created it between the check and CREATE TABLE: PostgreSQL reports a
+            # unique violation in its catalog or "already exists", SQLite "already exists". Fine
+            # if the table is there now. (Other errors, e.g. no connection, are not retried.)
+            if not (isinstance(exc, (IntegrityError, ProgrammingError)) or "already exists" in str(exc)):
+                raise _unavailable("create the token table", exc) from None
+            with self._errors("create the token table"):
+                exists = sa.inspect(self.engine).has_table(self.table.name)
+            if not exists:
+                raise _unavailable("create the token table", exc) from None
         self._created = True
 
     def _ensure_table(self) -> None:
@@ -124,12 +173,13 @@ class SQLTokenStore(TokenStore):
     def get(self, provider: str, user_id: str) -> Token | None:
         self._ensure_table()
         t = self.table
-        query = sa.select(t.c.token).where(t.c.provider == provider, t.c.user_id == user_id)
+        query = sa.select(t.c.token).where(t.c.provider == _provider_key(provider), t.c.user_id == _user_key(user_id))
         with self._errors("read a token"), self.engine.connect() as conn:
             raw = conn.execute(query).scalar_one_or_none()
         return self._codec.loads(raw, provider=provider)
 
     def set(self, provider: str, user_id: str, token: Token) -> None:
+        provider_key, user_key = _provider_key(provider), _user_key(user_id)
         self._ensure_table()
         t = self.table
         values = {
@@ -137,23 +187,23 @@ class SQLTokenStore(TokenStore):
             "expires_at": token.expires_at,
             "updated_at": datetime.now(timezone.utc),
         }
-        key = (t.c.provider == provider) & (t.c.user_id == user_id)
+        key = (t.c.provider == provider_key) & (t.c.user_id == user_key)
         with self._errors("store a token"):
             for _ in range(3):
                 try:
                     with self.engine.begin() as conn:  # one transaction: all or nothing
                         if conn.execute(sa.update(t).where(key).values(**values)).rowcount == 0:
-                            conn.execute(sa.insert(t).values(provider=provider, user_id=user_id, **values))
+                            conn.execute(sa.insert(t).values(provider=provider_key, user_id=user_key, **values))
                     return
                 except IntegrityError:
                     continue  # another process inserted the row meanwhile: update it
             raise StoreError("could not store the token (concurrent writes)")
 
     def delete(self, provider: str, user_id: str) -> None:
+        key = (self.table.c.provider == _provider_key(provider)) & (self.table.c.user_id == _user_key(user_id))
         self._ensure_table()
-        t = self.table
         with self._errors("delete a token"), self.engine.begin() as conn:
-            conn.execute(sa.delete(t).where(t.c.provider == provider, t.c.user_id == user_id))
+            conn.execute(sa.delete(self.table).where(key))
 
     def lock(self, provider: str, user_id: str, timeout: float) -> contextlib.AbstractContextManager[None]:
         return self._lock(provider, user_id, timeout)
@@ -183,11 +233,13 @@ class SQLTokenStore(TokenStore):
         deadline = time.monotonic() + timeout
         with self._errors("take the refresh lock"):
             conn = self.engine.connect()
+        clean = False  # True once this connection is known not to hold the lock
         try:
             with self._errors("take the refresh lock"):
                 while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                     conn.commit()
                     if time.monotonic() >= deadline:
+                        clean = True
                         raise StoreError("timed out waiting for another refresh of the same token")
                     time.sleep(_POLL)
                 conn.commit()
@@ -195,9 +247,17 @@ class SQLTokenStore(TokenStore):
                 yield
             finally:
                 with contextlib.suppress(SQLAlchemyError):
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    unlocked = bool(conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key}).scalar())
                     conn.commit()
+                    clean = unlocked
+                if not clean:
+                    log.warning("a refresh lock could not be released; its database connection is discarded")
         finally:
+            if not clean:
+                # The connection may still hold the lock: the pool must never hand it out again.
+                # Closing it ends the session, and PostgreSQL frees the lock with it.
+                with contextlib.suppress(SQLAlchemyError):
+                    conn.invalidate()
             conn.close()
 
     def _sqlite_lock_path(self) -> str | None:
@@ -214,7 +274,39 @@ class SQLTokenStore(TokenStore):
         try:
             yield
         except SQLAlchemyError as exc:
-            raise StoreError(f"the token database is unavailable: could not {action} ({type(exc).__name__})") from None
+            raise _unavailable(action, exc) from None
+
+
+def _unavailable(action: str, exc: Exception) -> StoreError:
+    return StoreError(f"the token database is unavailable: could not {action} ({type(exc).__name__})")
+
+
+def _fits(value: str, length: int) -> bool:
+    """``True`` when *value* fits a ``VARCHAR(length)`` column of any database as it is."""
+    if len(value) > length or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _user_key(user_id: str) -> str:
+    """The ``user_id`` column's value for *user_id* (see the module docstring)."""
+    if _fits(user_id, USER_ID_LENGTH) and not user_id.startswith(HASHED):
+        return user_id
+    return HASHED + hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _provider_key(provider: str) -> str:
+    """The ``provider`` column's value for *provider*."""
+    if not _fits(provider, PROVIDER_LENGTH):
+        raise ConfigurationError(
+            f"the SQL token store keeps provider names of at most {PROVIDER_LENGTH} characters "
+            f"(without NUL or lone surrogates); this one has {len(provider)}"
+        )
+    return provider
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
