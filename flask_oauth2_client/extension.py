@@ -289,7 +289,7 @@ class OAuth2Client:
         if where is None or token is None:
             return
         try:
-            if client.config.revocation_url is not None:
+            if client.endpoints().revocation_url is not None:
                 if token.refresh_token:
                     client.revoke(token.refresh_token, token_type_hint="refresh_token")
                 client.revoke(token.access_token, token_type_hint="access_token")
