@@ -41,18 +41,15 @@ from flask import request
 from flask import url_for
 from werkzeug.wrappers import Response
 
-from . import pending
 from .client import parse_token_response
-from .errors import AuthorizationError
 from .errors import CallbackError
 from .errors import InvalidTokenResponse
 from .errors import OAuth2Error
-from .errors import StateError
 from .responses import error_response
 from .responses import no_store
 from .views import _param
 from .views import _same_origin
-from .views import _short
+from .views import accept_answer
 from .views import failed_login
 from .views import finish_login
 
@@ -125,28 +122,8 @@ def _receive(state: _AppState, provider: str) -> Response:
     if request.mimetype != _FORM:
         raise CallbackError(f"the sign-in answer must be posted as {_FORM}", provider=provider)
     form = request.form
-    repeated = sorted(key for key in form if len(form.getlist(key)) > 1)
-    if "state" in repeated:
-        raise StateError("the state parameter is repeated", provider=provider, reason="invalid_request")
-    received_state = _param(form, "state")
-    if not received_state:
-        raise StateError("the answer has no state; start the login again", provider=provider, reason="invalid_state")
-    started = pending.consume(received_state, provider=provider, ttl=int(state.settings.state_ttl))
-    # From here on the pending login is spent, whatever happens.
-    if repeated:
-        raise CallbackError(
-            f"repeated parameter {_short(repeated[0], 40)!r} in the answer", provider=provider, reason="invalid_request"
-        )
+    started = accept_answer(state, provider, form)
     client = state.client(provider)
-    client.check_response_issuer(_param(form, "iss"))
-    error = _param(form, "error")
-    if error is not None:
-        raise AuthorizationError(
-            _short(error) or "invalid_request",
-            provider=provider,
-            description=_short(_param(form, "error_description")),
-            uri=_param(form, "error_uri"),
-        )
     if _param(form, "access_token") is None:
         raise CallbackError(
             "the answer has neither an access token nor an error", provider=provider, reason="missing_token"

@@ -101,31 +101,39 @@ def callback(provider: str) -> Response:
         raise
 
 
-def _complete_login(state: _AppState, provider: str) -> Response:
-    args = request.args
-    repeated = sorted(key for key in args if len(args.getlist(key)) > 1)
+def accept_answer(state: _AppState, provider: str, answer: Any) -> pending.PendingAuthorization:
+    """The checks every authorization response goes through (query or posted fragment), in
+    order: the state (not repeated; its pending login consumed, single use, whatever happens
+    next), no other repeated parameter, ``iss`` (RFC 9207), then ``error``. Returns the login."""
+    repeated = sorted(key for key in answer if len(answer.getlist(key)) > 1)
     if "state" in repeated:
         raise StateError("the state parameter is repeated", provider=provider, reason="invalid_request")
-    received_state = _param(args, "state")
+    received_state = _param(answer, "state")
     if not received_state:
         raise StateError("the answer has no state; start the login again", provider=provider, reason="invalid_state")
     started = pending.consume(received_state, provider=provider, ttl=int(state.settings.state_ttl))
     # From here on the pending login is spent, whatever happens.
     if repeated:
         raise CallbackError(
-            f"repeated parameter {repeated[0]!r} in the answer", provider=provider, reason="invalid_request"
+            f"repeated parameter {_short(repeated[0], 40)!r} in the answer", provider=provider, reason="invalid_request"
         )
-    client = state.client(provider)
     # RFC 9207: before anything else of the answer is used (an error too can be a mix-up).
-    client.check_response_issuer(_param(args, "iss"))
-    error = _param(args, "error")
+    state.client(provider).check_response_issuer(_param(answer, "iss"))
+    error = _param(answer, "error")
     if error is not None:
         raise AuthorizationError(
             _short(error) or "invalid_request",
             provider=provider,
-            description=_short(_param(args, "error_description")),
-            uri=_param(args, "error_uri"),
+            description=_short(_param(answer, "error_description")),
+            uri=_param(answer, "error_uri"),
         )
+    return started
+
+
+def _complete_login(state: _AppState, provider: str) -> Response:
+    args = request.args
+    started = accept_answer(state, provider, args)
+    client = state.client(provider)
     code = _param(args, "code")
     if code is None:
         raise CallbackError("the answer has neither a code nor an error", provider=provider, reason="missing_code")
