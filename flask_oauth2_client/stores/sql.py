@@ -58,6 +58,7 @@ from .base import TokenStore
 try:
     import sqlalchemy as sa
     from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import OperationalError
     from sqlalchemy.exc import ProgrammingError
     from sqlalchemy.exc import SQLAlchemyError
 except ImportError as exc:  # pragma: no cover - depends on the installation
@@ -148,19 +149,38 @@ class SQLTokenStore(TokenStore):
 
     def create_table(self) -> None:
         """Create the table if it does not exist (``flask oauth2 init-db`` calls this)."""
-        try:
-            self.table.metadata.create_all(self.engine, checkfirst=True)
-        except SQLAlchemyError as exc:
-            # Another process created it between the check and CREATE TABLE: PostgreSQL reports a
-            # unique violation in its catalog or "already exists", SQLite "already exists". Fine
-            # if the table is there now. (Other errors, e.g. no connection, are not retried.)
-            if not (isinstance(exc, (IntegrityError, ProgrammingError)) or "already exists" in str(exc)):
-                raise _unavailable("create the token table", exc) from None
-            with self._errors("create the token table"):
-                exists = sa.inspect(self.engine).has_table(self.table.name)
-            if not exists:
-                raise _unavailable("create the token table", exc) from None
+        for attempt in range(3):
+            try:
+                self.table.metadata.create_all(self.engine, checkfirst=True)
+                break
+            except OperationalError as exc:
+                # SQLite answers "database is locked" at once when two connections' schema
+                # transactions deadlock (the busy timeout cannot help): try again shortly.
+                if "database is locked" not in str(exc) or attempt == 2:
+                    self._created_after_error(exc)
+                    break
+                time.sleep(0.05 * (attempt + 1))
+            except SQLAlchemyError as exc:
+                self._created_after_error(exc)
+                break
         self._created = True
+
+    def _created_after_error(self, exc: SQLAlchemyError) -> None:
+        """Decide whether a failed CREATE TABLE is fine after all; raise StoreError if not."""
+        # Another process created it between the check and CREATE TABLE: PostgreSQL reports a
+        # unique violation in its catalog or "already exists", SQLite "already exists" (or stays
+        # locked). Fine if the table is there now. (Other errors, e.g. no connection, are not.)
+        message = str(exc)
+        if not (
+            isinstance(exc, (IntegrityError, ProgrammingError))
+            or "already exists" in message
+            or "database is locked" in message
+        ):
+            raise _unavailable("create the token table", exc) from None
+        with self._errors("create the token table"):
+            exists = sa.inspect(self.engine).has_table(self.table.name)
+        if not exists:
+            raise _unavailable("create the token table", exc) from None
 
     def _ensure_table(self) -> None:
         if not self._created:
