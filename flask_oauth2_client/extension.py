@@ -275,10 +275,11 @@ class OAuth2Client:
             raise ReauthorizationRequired("there is no token to refresh", provider=provider)
         return self._refresh(state, provider, user_id, token, force=True)
 
-    def revoke(self, provider: str) -> None:
+    def revoke(self, provider: str) -> Token | None:
         """Forget the current user's token for *provider*, revoking it at the provider first when
-        it has a ``revocation_url`` (RFC 7009: the refresh token, then the access token). A
-        revocation endpoint that fails is logged; the token is deleted all the same.
+        it has a revocation endpoint (RFC 7009: the refresh token, then the access token). A
+        revocation endpoint that fails is logged; the token is deleted all the same. Returns the
+        forgotten token (its ID token serves for logging out at the provider), or ``None``.
 
         For a ``client_credentials`` provider, this forgets the application's cached token (for
         the configured scopes); the next request for it gets a new one."""
@@ -287,7 +288,7 @@ class OAuth2Client:
         store, where, user_id = self._token_home(state, provider)
         token = None if where is None else store.get(*where)
         if where is None or token is None:
-            return
+            return None
         try:
             if client.endpoints().revocation_url is not None:
                 if token.refresh_token:
@@ -298,6 +299,7 @@ class OAuth2Client:
         finally:
             store.delete(*where)
         token_revoked.send(current_app._get_current_object(), provider=provider, user_id=user_id)  # type: ignore[attr-defined]
+        return token
 
     def userinfo(self, provider: str) -> dict[str, Any]:
         """The current user's claims from *provider*'s UserInfo endpoint (OpenID Connect Core
@@ -416,24 +418,24 @@ class OAuth2Client:
             if key in reserved:
                 raise ValueError(f"{key!r} is set by the library and cannot be passed to authorize_redirect")
         scopes = tuple(dict.fromkeys(cfg.scopes + extra_scopes))
-        openid = "openid" in scopes and not implicit
         started = pending.begin(
             provider,
             safe_next(next, state.settings.default_next),
             pkce=cfg.pkce and not implicit,
-            nonce=openid,
+            nonce="openid" in scopes and not implicit,
             scopes=extra_scopes,
             ttl=int(state.settings.state_ttl),
             limit=state.settings.max_pending_logins,
         )
         verifier = code_verifier(started) if started.pkce else None
+        started_nonce = nonce(started)
         location = client.authorization_url(
             redirect_uri=redirect_uri(cfg),
             state=started.state,
             code_challenge=None if verifier is None else code_challenge(verifier),
             scopes=scopes,
             response_type="token" if implicit else "code",
-            extra={**params, "nonce": derive_nonce(_secret_key(), started.state)} if openid else params,
+            extra=params if started_nonce is None else {**params, "nonce": started_nonce},
         )
         return no_store(redirect(location, 302))
 

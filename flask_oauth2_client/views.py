@@ -178,8 +178,7 @@ def logout(provider: str) -> Response:
     _known(state, provider)
     if not _same_origin():
         abort(403)
-    token = state.extension.get_token(provider)
-    state.extension.revoke(provider)
+    token = state.extension.revoke(provider)
     if token is not None:
         page = end_session_page(state.client(provider), token, default_next=state.settings.default_next)
         if page is not None:  # OpenID Connect: end the provider's session too

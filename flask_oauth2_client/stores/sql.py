@@ -58,7 +58,6 @@ from .base import TokenStore
 try:
     import sqlalchemy as sa
     from sqlalchemy.exc import IntegrityError
-    from sqlalchemy.exc import OperationalError
     from sqlalchemy.exc import ProgrammingError
     from sqlalchemy.exc import SQLAlchemyError
 except ImportError as exc:  # pragma: no cover - depends on the installation
@@ -153,14 +152,12 @@ class SQLTokenStore(TokenStore):
             try:
                 self.table.metadata.create_all(self.engine, checkfirst=True)
                 break
-            except OperationalError as exc:
+            except SQLAlchemyError as exc:
                 # SQLite answers "database is locked" at once when two connections' schema
                 # transactions deadlock (the busy timeout cannot help): try again shortly.
-                if "database is locked" not in str(exc) or attempt == 2:
-                    self._created_after_error(exc)
-                    break
-                time.sleep(0.05 * (attempt + 1))
-            except SQLAlchemyError as exc:
+                if "database is locked" in str(exc) and attempt < 2:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
                 self._created_after_error(exc)
                 break
         self._created = True
