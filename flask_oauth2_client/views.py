@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from . import _session
 from . import pending
+from ._http import printable as _short
 from .end_session import end_session_page
 from .errors import AuthorizationError
 from .errors import CallbackError
@@ -208,12 +209,6 @@ def _param(args: Any, name: str) -> str | None:
     """A callback parameter; an empty value counts as absent (RFC 6749 §3.1)."""
     value = args.get(name)
     return value if value else None
-
-
-def _short(value: str | None, limit: int = 200) -> str | None:
-    if value is None:
-        return None
-    return "".join(ch if ch.isprintable() else " " for ch in value)[:limit]
 
 
 def handle_error(error: OAuth2Error) -> Any:
