@@ -246,7 +246,7 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
     if not isinstance(raw, Mapping):
         raise ConfigurationError(f"{where} must be a dict of settings")
     preset = raw.get("preset")
-    raw, quirks = apply_preset(name, raw, allow_insecure=allow_insecure)  # preset defaults under the app's keys
+    raw, quirks = apply_preset(name, raw)  # preset defaults under the app's keys
     for key in raw:
         if key in _PLANNED_KEYS:
             raise ConfigurationError(
@@ -289,6 +289,8 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
             "use authorization_code with PKCE",
             DeprecationWarning,
         )
+    # The issuer first: a preset builds the metadata URL from it, so an error should name it.
+    issuer = url("issuer")
     metadata_url = url("metadata_url")
     discovered = metadata_url is not None  # then missing endpoints come from the metadata
     needs_browser = grant_type in ("authorization_code", "implicit")
@@ -326,7 +328,6 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
     if isinstance(scope, (list, tuple)) and not all(isinstance(s, str) for s in scope):
         raise ConfigurationError(f"{where}: every scope must be a string", provider=name)
 
-    issuer = url("issuer")
     require_iss = _bool(raw.get("require_iss", False), f"{where}: 'require_iss'", provider=name)
     if require_iss and issuer is None:
         raise ConfigurationError(f"{where}: 'require_iss' needs 'issuer'", provider=name)

@@ -265,9 +265,7 @@ PRESET_KEYS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def apply_preset(
-    provider: str, settings: Mapping[str, Any], *, allow_insecure: bool = False
-) -> tuple[dict[str, Any], Quirks]:
+def apply_preset(provider: str, settings: Mapping[str, Any]) -> tuple[dict[str, Any], Quirks]:
     """Resolve the ``preset`` of one provider's *settings* (an ``OAUTH2_PROVIDERS`` entry).
 
     Returns the settings to validate (the preset's defaults with the application's own keys
@@ -297,27 +295,12 @@ def apply_preset(
     missing = [f"{key!r} (e.g. {example!r})" for key, example in preset.required.items() if own.get(key) in (None, "")]
     if missing:
         raise ConfigurationError(f"{where}: preset {name!r} needs {', '.join(missing)}", provider=provider)
-    _check_transport(where, provider, own.get("issuer"), allow_insecure=allow_insecure)
     quirks = preset.quirks
     derived: dict[str, Any] = {}
     if preset.derive is not None:
         derived, quirks = preset.derive(where, provider, own)
     user = {k: v for k, v in own.items() if k not in preset.keys}
     return {**preset.defaults, **derived, **user}, quirks
-
-
-def _check_transport(where: str, provider: str, issuer: Any, *, allow_insecure: bool) -> None:
-    """An http ``issuer`` is refused here, before the metadata URL built from it would be."""
-    from .config import is_loopback_host  # config.py imports this module
-
-    if isinstance(issuer, str) and not allow_insecure:
-        parts = urlsplit(issuer)
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ConfigurationError(
-                f"{where}: 'issuer' must use https (http is only allowed for loopback hosts, or with "
-                "OAUTH2_ALLOW_INSECURE_TRANSPORT = True)",
-                provider=provider,
-            )
 
 
 def _either(owners: tuple[str, ...]) -> str:
