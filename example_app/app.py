@@ -135,7 +135,7 @@ def _register_views(app: Flask, oauth: OAuth2Client, setup: ProviderSetup) -> No
     @oauth.token_required(name)
     def profile(token: Token) -> Response | tuple[str, int]:
         try:
-            user = _get_json(setup.userinfo_url, token, setup.api_headers)
+            user = _userinfo(oauth, setup, setup.userinfo_url, token)
         except UpstreamError as error:
             return render_template("upstream_error.html", error=error), error.status
         if not isinstance(user, dict):
@@ -154,11 +154,12 @@ def _register_views(app: Flask, oauth: OAuth2Client, setup: ProviderSetup) -> No
     @oauth.token_required(name)
     def api(token: Token) -> Response | tuple[str, int]:
         try:
-            data = _get_json(setup.api_url, token, setup.api_headers)
+            data = _userinfo(oauth, setup, setup.api_url, token)
         except UpstreamError as error:
             return render_template("upstream_error.html", error=error), error.status
         items, raw = _summary(data)
-        return _private(render_template("api.html", items=items, raw=raw, api_url=setup.api_url))
+        api_url = setup.api_url or "the UserInfo endpoint of the provider's metadata"
+        return _private(render_template("api.html", items=items, raw=raw, api_url=api_url))
 
 
 def _register_password_demo(app: Flask, oauth: OAuth2Client, setup: ProviderSetup) -> None:
@@ -208,8 +209,10 @@ def _register_password_demo(app: Flask, oauth: OAuth2Client, setup: ProviderSetu
     @app.get("/password-profile")
     def password_profile() -> Response | tuple[str, int]:
         api = oauth.session(PASSWORD_PROVIDER)
+        userinfo_url = setup.userinfo_url
+        assert userinfo_url is not None  # the password demo runs on the embedded FakeProvider only
         try:
-            user = _fetch_json(lambda: api.get(setup.userinfo_url, headers={"Accept": "application/json"}))
+            user = _fetch_json(lambda: api.get(userinfo_url, headers={"Accept": "application/json"}))
         except ReauthorizationRequired:
             # No token (or it can no longer be refreshed): this grant has no login route.
             return redirect(url_for("password_login"), 303)
@@ -237,6 +240,14 @@ def _private(html: str) -> Response:
     response = Response(html, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _userinfo(oauth: OAuth2Client, setup: ProviderSetup, url: str | None, token: Token) -> Any:
+    """GET *url* with the user's token; without a URL, the provider's UserInfo endpoint as the
+    library finds it in the metadata (and checks that the answer is about the same user)."""
+    if url is not None:
+        return _get_json(url, token, setup.api_headers)
+    return oauth.userinfo(setup.name)
 
 
 def _get_json(url: str, token: Token, headers: Mapping[str, str]) -> Any:

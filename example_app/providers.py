@@ -1,5 +1,6 @@
-"""The three provider set-ups of the example app: the embedded FakeProvider (default), GitHub and
-Google. Each is an ``OAUTH2_PROVIDERS`` entry plus the two URLs the example pages call.
+"""The provider set-ups of the example app: the embedded FakeProvider (default), GitHub, Google,
+and any OpenID Connect provider found through its discovery document. Each is an
+``OAUTH2_PROVIDERS`` entry plus the two URLs the example pages call.
 
 The embedded set-up also configures a second provider, :data:`PASSWORD_PROVIDER`, on the same
 FakeProvider with the legacy password grant, for the ``/password-login`` demo."""
@@ -16,7 +17,7 @@ from flask_oauth2_client.testing import FakeProvider
 
 __all__ = ["PASSWORD_PROVIDER", "PROVIDER_NAMES", "ProviderSetup", "provider_setup"]
 
-PROVIDER_NAMES = ("demo", "github", "google")
+PROVIDER_NAMES = ("demo", "github", "google", "oidc")
 #: The provider name of the password-grant demo (embedded FakeProvider only).
 PASSWORD_PROVIDER = "demo-password"
 
@@ -31,10 +32,11 @@ class ProviderSetup:
     label: str
     #: The ``OAUTH2_PROVIDERS[name]`` entry.
     settings: Mapping[str, Any]
-    #: Who the user is (OpenID Connect userinfo, or the provider's equivalent).
-    userinfo_url: str
-    #: A protected API the ``/api`` page calls with the user's token.
-    api_url: str
+    #: Who the user is (OpenID Connect userinfo, or the provider's equivalent); ``None``: ask
+    #: ``oauth.userinfo()``, which finds the endpoint in the provider's metadata.
+    userinfo_url: str | None
+    #: A protected API the ``/api`` page calls with the user's token (``None``: userinfo again).
+    api_url: str | None
     #: What ``/api`` shows, in words.
     api_title: str
     #: Extra headers for the provider's APIs.
@@ -53,6 +55,8 @@ def provider_setup(config: Mapping[str, Any]) -> ProviderSetup:
         return _github(config)
     if choice == "google":
         return _google(config)
+    if choice == "oidc":
+        return _openid_connect(config)
     if choice == "demo":
         return _embedded_fake_provider()
     raise RuntimeError(f"EXAMPLE_PROVIDER must be one of {', '.join(PROVIDER_NAMES)}, not {choice!r}")
@@ -155,4 +159,29 @@ def _google(config: Mapping[str, Any]) -> ProviderSetup:
         userinfo_url="https://openidconnect.googleapis.com/v1/userinfo",
         api_url="https://www.googleapis.com/oauth2/v3/userinfo",
         api_title="Your Google profile (oauth2/v3/userinfo)",
+    )
+
+
+def _openid_connect(config: Mapping[str, Any]) -> ProviderSetup:
+    # Any OpenID Connect provider (Keycloak, Okta, Auth0, oidc-provider, ...): the discovery
+    # document gives the library every endpoint, the issuer and the signing keys.
+    metadata_url = _setting(config, "OIDC_METADATA_URL")
+    if metadata_url is None:
+        raise RuntimeError(
+            "EXAMPLE_PROVIDER=oidc needs OIDC_METADATA_URL (the provider's "
+            "/.well-known/openid-configuration), OIDC_CLIENT_ID and OIDC_CLIENT_SECRET (see example_app/README.md)"
+        )
+    client_id, client_secret = _credentials(config, "OIDC")
+    return ProviderSetup(
+        name="oidc",
+        label=_setting(config, "OIDC_LABEL") or "OpenID Connect",
+        settings={
+            "metadata_url": metadata_url,
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "scope": _setting(config, "OIDC_SCOPE") or "openid profile email",
+        },
+        userinfo_url=None,
+        api_url=None,
+        api_title="Your UserInfo claims",
     )

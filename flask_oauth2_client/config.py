@@ -79,6 +79,7 @@ _PROVIDER_KEYS = frozenset(
         "metadata_url",
         "jwks_url",
         "end_session_url",
+        "end_session_method",
         "post_logout_redirect_uri",
         "trusted_audiences",
         "id_token_algorithms",
@@ -131,6 +132,9 @@ class ProviderConfig:
     metadata_url: str | None = None
     jwks_url: str | None = None
     end_session_url: str | None = None
+    #: How the browser is sent to the end-session endpoint: ``"get"`` (a redirect without the ID
+    #: token) or ``"post"`` (a form carrying ``id_token_hint``).
+    end_session_method: str = "get"
     post_logout_redirect_uri: str | None = None
     #: Audiences besides ``client_id`` that an ID token may name (SECURITY.md P-10).
     trusted_audiences: tuple[str, ...] = ()
@@ -334,6 +338,11 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
 
     redirect_uri = _absolute_url(text("redirect_uri"), f"{where}: 'redirect_uri'", name)
     post_logout = _absolute_url(text("post_logout_redirect_uri"), f"{where}: 'post_logout_redirect_uri'", name)
+    end_session_method = text("end_session_method") or "get"
+    if end_session_method not in ("get", "post"):
+        raise ConfigurationError(
+            f"{where}: 'end_session_method' must be 'get' or 'post', not {end_session_method!r}", provider=name
+        )
     algorithms = _strings(raw.get("id_token_algorithms"), f"{where}: 'id_token_algorithms'", name)
     weak = [alg for alg in algorithms if alg == "none" or alg.startswith("HS")]
     if weak:
@@ -366,6 +375,7 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
         metadata_url=metadata_url,
         jwks_url=url("jwks_url"),
         end_session_url=url("end_session_url"),
+        end_session_method=end_session_method,
         post_logout_redirect_uri=post_logout,
         trusted_audiences=_strings(raw.get("trusted_audiences"), f"{where}: 'trusted_audiences'", name),
         id_token_algorithms=algorithms,

@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from typing import Any
 
 import pytest
@@ -17,6 +18,9 @@ from helpers import provider_config
 from flask_oauth2_client import OAuth2Client
 from flask_oauth2_client import Token
 from flask_oauth2_client.testing import FakeProvider
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 AppFactory = Callable[..., Flask]
 
@@ -143,3 +147,43 @@ def redis_store(redis_url: str, redis_prefix: str) -> Iterator[Any]:
     for key in store.client.scan_iter(match=redis_prefix + "*"):
         store.client.delete(key)
     store.close()
+
+
+# -- headless Chromium (tests/browser, and the example app against oidc-provider in tests/interop) --
+# Debian's /usr/bin/chromium driven by Playwright's sync API; Playwright's own browser downloads are
+# never used: ``make browser`` (scripts/ensure-chromium.sh) provides it. Without it the browser tests
+# are skipped, except on CI (``CI=true``), where a missing browser is a failure.
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _browser_unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: browser tests must run on CI)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """A headless Chromium for the whole session."""
+    if not os.access(CHROMIUM, os.X_OK):
+        _browser_unavailable(f"{CHROMIUM} is missing; run `make browser` (scripts/ensure-chromium.sh) to install it")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _browser_unavailable("the playwright package is not installed; run `make install`")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -143,16 +143,20 @@ def _answer_page(
     return browser.post(action, data=data, allow_redirects=False, timeout=TIMEOUT)
 
 
-def logout(end_session_url: str, *, session: requests.Session) -> str:
+def logout(end_session_url: str, *, session: requests.Session, form: dict[str, str] | None = None) -> str:
     """Confirm an RP-initiated logout at the provider's end-session page, as the user would.
 
     *end_session_url* is the provider's ``end_session_endpoint`` with the client's parameters
-    (``id_token_hint``, ``post_logout_redirect_uri``, ``state``, ``client_id``). Returns the URL
-    the provider sends the user to afterwards: the ``post_logout_redirect_uri`` (with ``state``), or
-    the provider's own "signed out" page when none was given.
+    (``id_token_hint``, ``post_logout_redirect_uri``, ``state``, ``client_id``) in its query, or,
+    with *form*, the endpoint those parameters are posted to (as our logout page's form does).
+    Returns the URL the provider sends the user to afterwards: the ``post_logout_redirect_uri``
+    (with ``state``), or the provider's own "signed out" page when none was given.
     """
     provider_origin = _origin(end_session_url)
-    page = session.get(end_session_url, allow_redirects=False, timeout=TIMEOUT)
+    if form is None:
+        page = session.get(end_session_url, allow_redirects=False, timeout=TIMEOUT)
+    else:
+        page = session.post(end_session_url, data=form, allow_redirects=False, timeout=TIMEOUT)
     if page.status_code != 200:
         raise OPDriverError(f"end-session answered {page.status_code}: {page.text[:2000]}")
     forms = [form for form in parse_forms(page.text) if "xsrf" in form.fields]

@@ -29,6 +29,8 @@
 //   pkce_required       true (default): PKCE with S256 for every client
 //   accounts            {"<sub>": {claims...}} extra/override claims per user (defaults derive from sub)
 //   signing_algs        key types to generate, by algorithm: ["RS256"] (default); "ES256", "EdDSA" also
+//   http_post_methods   true: also accept POST at the authorization and end-session endpoints (off by
+//                       default: oidc-provider then needs SameSite=None cookies, which it sets)
 //   admin_token         secret for the admin endpoints (default: random, printed in the ready line)
 //
 // Errors the provider shows the user agent (a bad redirect_uri, an unknown client) are rendered as
@@ -270,7 +272,11 @@ function buildConfiguration() {
     adapter: SharedAdapter,
     clients: [...clients.values()],
     jwks: { keys: [...currentKeys, ...previousKeys] },
-    cookies: { keys: cookieKeys },
+    // POST at the authorization and end-session endpoints needs cookies a cross-site POST carries.
+    enableHttpPostMethods: config.http_post_methods ?? false,
+    cookies: config.http_post_methods
+      ? { keys: cookieKeys, long: { sameSite: 'none' }, short: { sameSite: 'none' } }
+      : { keys: cookieKeys },
     scopes: ['openid', 'offline_access', ...(config.scopes ?? [])],
     claims: {
       openid: ['sub'],
