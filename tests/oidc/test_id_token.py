@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,6 +17,7 @@ from helpers import callback_path
 from helpers import login
 from helpers import provider_answer
 
+from flask_oauth2_client import ConfigurationError
 from flask_oauth2_client import OAuth2Client
 from flask_oauth2_client import Token
 from flask_oauth2_client.testing import FakeProvider
@@ -316,8 +318,42 @@ def test_the_right_iss_is_accepted(fake_provider):
 # -- RP-initiated logout ------------------------------------------------------------------------------
 
 
+def test_logout_ends_the_providers_session_with_a_redirect_without_the_id_token(fake_provider):
+    app, _ = oidc_app(fake_provider)
+    client = app.test_client()
+    login(client, fake_provider)
+    id_token = stored(app).id_token
+    answer = client.post("/oauth2/demo/logout", data={"next": "/ignored"}, headers={"Origin": "http://localhost"})
+    assert answer.status_code == 303
+    assert stored(app) is None
+    location = answer.headers["Location"]
+    assert location.startswith(fake_provider.end_session_url + "?")
+    assert id_token not in location  # no token in a URL
+    assert "id_token_hint" not in location
+    assert dict(parse_qsl(urlsplit(location).query)) == {
+        "client_id": fake_provider.client_id,
+        "post_logout_redirect_uri": "http://localhost/",  # OAUTH2_DEFAULT_NEXT, made absolute
+    }
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert fake_provider.has_session("alice")
+    done = requests.get(location, allow_redirects=False, timeout=5)
+    assert done.status_code == 302
+    assert done.headers["Location"] == "http://localhost/"
+    assert not fake_provider.has_session("alice")
+
+
+def test_an_end_session_url_with_a_query_keeps_it(fake_provider):
+    app, _ = oidc_app(fake_provider, end_session_url=fake_provider.end_session_url + "?tenant=t1")
+    client = app.test_client()
+    login(client, fake_provider)
+    answer = client.post("/oauth2/demo/logout", headers={"Origin": "http://localhost"})
+    query = parse_qsl(urlsplit(answer.headers["Location"]).query)
+    assert query[0] == ("tenant", "t1")
+    assert dict(query)["client_id"] == fake_provider.client_id
+
+
 def test_logout_ends_the_providers_session_with_a_post(fake_provider):
-    app, _ = oidc_app(fake_provider, post_logout_redirect_uri="http://localhost/bye")
+    app, _ = oidc_app(fake_provider, post_logout_redirect_uri="http://localhost/bye", end_session_method="post")
     client = app.test_client()
     login(client, fake_provider)
     id_token = stored(app).id_token
@@ -349,3 +385,8 @@ def test_logout_without_an_end_session_endpoint_just_redirects(fake_provider):
     answer = client.post("/oauth2/demo/logout", data={"next": "/after"}, headers={"Origin": "http://localhost"})
     assert answer.status_code == 303
     assert answer.headers["Location"] == "/after"
+
+
+def test_end_session_method_must_be_get_or_post(fake_provider):
+    with pytest.raises(ConfigurationError, match="'end_session_method' must be 'get' or 'post'"):
+        oidc_app(fake_provider, end_session_method="PUT")
