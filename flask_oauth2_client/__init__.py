@@ -10,6 +10,7 @@ from .errors import IDTokenError
 from .errors import InvalidTokenResponse
 from .errors import OAuth2Error
 from .errors import OAuth2Warning
+from .errors import ParError
 from .errors import ProviderError
 from .errors import ProviderUnavailable
 from .errors import ReauthorizationRequired
@@ -36,6 +37,7 @@ __all__ = [
     "OAuth2Client",
     "OAuth2Error",
     "OAuth2Warning",
+    "ParError",
     "ProviderError",
     "ProviderUnavailable",
     "ReauthorizationRequired",

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
+from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 import requests
@@ -15,7 +16,7 @@ import requests
 from .errors import ProviderError
 from .errors import ProviderUnavailable
 
-__all__ = ["MAX_RESPONSE_BYTES", "decode_body", "new_session", "printable", "send"]
+__all__ = ["MAX_RESPONSE_BYTES", "Answer", "decode_body", "exchange", "new_session", "printable", "send"]
 
 #: Token, metadata and JWKS answers larger than this are refused (SECURITY.md P-24).
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -31,6 +32,15 @@ def new_session() -> requests.Session:
     session.headers["Accept"] = "application/json"
     session.headers["User-Agent"] = "flask-oauth2-client"
     return session
+
+
+class Answer(NamedTuple):
+    """A provider's answer, read whole (within :data:`MAX_RESPONSE_BYTES`)."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: Mapping[str, str]
 
 
 def send(
@@ -50,11 +60,27 @@ def send(
     :raises ProviderUnavailable: network failure or timeout.
     :raises malformed: the answer is larger than :data:`MAX_RESPONSE_BYTES`.
     """
+    answer = exchange(http, method, url, timeout=timeout, what=what, provider=provider, malformed=malformed, **options)
+    return answer.status, answer.content_type, answer.body
+
+
+def exchange(
+    http: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    what: str,
+    provider: str,
+    malformed: type[ProviderError],
+    **options: Any,
+) -> Answer:
+    """:func:`send`, with the answer's headers (a case-insensitive mapping)."""
     try:
         response = http.request(method, url, timeout=timeout, allow_redirects=False, stream=True, **options)
         with response:
             body = _read_capped(response)
-            return response.status_code, response.headers.get("Content-Type", ""), body
+            return Answer(response.status_code, response.headers.get("Content-Type", ""), body, response.headers)
     except requests.Timeout:
         raise ProviderUnavailable(f"the {what} did not answer in time", provider=provider, kind="timeout") from None
     except requests.RequestException as exc:

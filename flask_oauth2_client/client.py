@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import secrets
+import time
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
@@ -22,10 +24,13 @@ from urllib.parse import urlencode
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
+import jwt
 import requests
 
 from ._http import MAX_RESPONSE_BYTES
+from ._http import Answer
 from ._http import decode_body
+from ._http import exchange
 from ._http import json_object
 from ._http import media_type
 from ._http import new_session
@@ -34,12 +39,18 @@ from ._http import send
 from .config import ProviderConfig
 from .discovery import Endpoints
 from .discovery import MetadataCache
+from .dpop import DPOP_ALGORITHM
+from .dpop import NonceMemory
+from .dpop import make_proof
+from .dpop import nonce_requested
 from .errors import DiscoveryError
 from .errors import IDTokenError
 from .errors import InvalidTokenResponse
+from .errors import ParError
 from .errors import ProviderUnavailable
 from .errors import StateError
 from .errors import TokenError
+from .keys import ClientKey
 from .oidc import KeySet
 from .oidc import validate_id_token
 from .token import Token
@@ -50,6 +61,10 @@ __all__ = ["MAX_RESPONSE_BYTES", "ProviderClient", "parse_token_response"]
 
 log = logging.getLogger("flask_oauth2_client")
 
+#: RFC 7523 §2.2 ``client_assertion_type`` of a JWT client assertion.
+JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: Seconds a client assertion is valid.
+ASSERTION_LIFETIME = 60
 #: A longer ``expires_in`` (some providers send huge values for "never") means unknown expiry.
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
 _KNOWN_FIELDS = frozenset({"access_token", "token_type", "expires_in", "refresh_token", "scope", "id_token"})
@@ -83,6 +98,8 @@ class ProviderClient:
             if config.metadata_url is None
             else MetadataCache(config, http=self.http, timeout=timeout, ttl=metadata_ttl, allow_insecure=allow_insecure)
         )
+        #: The latest DPoP nonce of each of the provider's servers (RFC 9449 §8, §9).
+        self.dpop_nonces = NonceMemory()
         #: The provider's signing keys (OpenID Connect).
         self.keys = KeySet(lambda: self.endpoints().jwks_url, http=self.http, timeout=timeout, provider=config.name)
 
@@ -102,7 +119,7 @@ class ProviderClient:
             self._resolved = resolved
         return resolved[1]
 
-    def _endpoint(self, attribute: str, what: str) -> str:
+    def endpoint(self, attribute: str, what: str) -> str:
         value = getattr(self.endpoints(), attribute)
         if value is None:
             if self.metadata is not None:
@@ -186,7 +203,7 @@ class ProviderClient:
         :raises IDTokenError: the answer is about another subject.
         :raises InvalidTokenResponse: the answer is not a JSON object.
         """
-        url = self._endpoint("userinfo_url", "userinfo_endpoint")
+        url = self.endpoint("userinfo_url", "userinfo_endpoint")
         status, content_type, body = send(
             self.http,
             "GET",
@@ -198,7 +215,7 @@ class ProviderClient:
             malformed=InvalidTokenResponse,
         )
         if status != 200:
-            _raise_for_error_answer(status, content_type, body, provider=self.name, what="userinfo endpoint")
+            raise_for_error_answer(status, content_type, body, provider=self.name, what="userinfo endpoint")
             raise InvalidTokenResponse(f"the userinfo endpoint answered HTTP {status}", provider=self.name)
         claims = json_object(body, content_type)
         if claims is None:
@@ -232,9 +249,14 @@ class ProviderClient:
         extra: Mapping[str, str] | None = None,
     ) -> str:
         """The URL of the authorization endpoint for one authorization request (RFC 6749 §4.1.1,
-        RFC 7636 §4.3). ``extra`` parameters come after the configured ``authorize_params``."""
+        RFC 7636 §4.3). ``extra`` parameters come after the configured ``authorize_params``.
+
+        When the provider is configured with ``par`` or its metadata requires it, the request is
+        pushed first (RFC 9126) and the URL carries only ``client_id`` and ``request_uri``.
+
+        :raises ParError: the push failed."""
         cfg = self.config
-        authorize_url = self._endpoint("authorize_url", "authorization_endpoint")
+        authorize_url = self.endpoint("authorize_url", "authorization_endpoint")
         params: dict[str, str] = {
             "response_type": response_type,
             "client_id": cfg.client_id,
@@ -249,10 +271,50 @@ class ProviderClient:
             params["code_challenge_method"] = "S256"
         params.update(cfg.authorize_params)
         params.update(extra or {})
+        if self.uses_par:
+            params = {"client_id": cfg.client_id, "request_uri": self.push_authorization_request(params)}
         parts = urlsplit(authorize_url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         query = [(k, v) for k, v in query if k not in params] + list(params.items())
         return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+    @property
+    def uses_par(self) -> bool:
+        """Whether authorization requests are pushed (RFC 9126): configured with ``par``, or
+        required by the provider's metadata."""
+        return self.config.par or self.endpoints().require_par
+
+    def push_authorization_request(self, params: Mapping[str, str]) -> str:
+        """Push an authorization request's *params* to the provider (RFC 9126 §2.1, with client
+        authentication) and return the ``request_uri`` that stands for them.
+
+        :raises ParError: the provider refused the request or answered something unusable.
+        :raises ProviderUnavailable: network failure, timeout or a 5xx answer.
+        """
+        name = self.name
+        what = "pushed authorization request endpoint"
+        url = self.endpoint("par_url", "pushed_authorization_request_endpoint")
+        answer = self.post_form(url, params, what=what)
+        log.debug("pushed authorization request provider=%s answered %s", name, answer.status)
+        if answer.status not in (200, 201):
+            try:
+                raise_for_error_answer(answer.status, answer.content_type, answer.body, provider=name, what=what)
+            except TokenError as exc:
+                raise ParError(
+                    f"the provider refused the pushed authorization request ({exc.error}"
+                    f"{': ' + exc.description if exc.description else ''})",
+                    provider=name,
+                    error=exc.error,
+                ) from None
+            raise ParError(f"the pushed authorization request endpoint answered HTTP {answer.status}", provider=name)
+        try:
+            data = decode_body(answer.content_type, answer.body)
+        except ValueError:
+            data = None
+        request_uri = data.get("request_uri") if data else None
+        if not isinstance(request_uri, str) or not request_uri or len(request_uri) > 2048:
+            raise ParError("the pushed authorization request answer has no usable request_uri", provider=name)
+        return request_uri
 
     # -- the token endpoint -------------------------------------------------------------------
 
@@ -274,7 +336,7 @@ class ProviderClient:
         fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         if code_verifier is not None:
             fields["code_verifier"] = code_verifier
-        token = self.request_token(fields, requested_scopes=scopes)
+        token = self.request_token(fields, requested_scopes=scopes, dpop_key=self.new_dpop_key())
         return self.validate_id_token(token, nonce=nonce)
 
     def refresh(
@@ -298,7 +360,10 @@ class ProviderClient:
             fields["scope"] = format_scope(scopes, self.config.scope_separator)
         if previous is not None and not previous_scopes:
             previous_scopes = previous.scopes
-        token = self.request_token(fields, requested_scopes=tuple(scopes) if scopes else tuple(previous_scopes))
+        # A DPoP-bound token is refreshed with its own key (the refresh token may be bound to it).
+        key = previous.dpop_key if previous is not None and previous.dpop_key is not None else self.new_dpop_key()
+        requested = tuple(scopes) if scopes else tuple(previous_scopes)
+        token = self.request_token(fields, requested_scopes=requested, dpop_key=key)
         if token.refresh_token is None:
             token = token.replace(refresh_token=refresh_token)
         if previous is not None:
@@ -318,26 +383,42 @@ class ProviderClient:
         chosen = self.config.scopes if scopes is None else tuple(scopes)
         if chosen:
             fields["scope"] = format_scope(chosen, self.config.scope_separator)
-        return self.request_token(fields, requested_scopes=chosen)
+        return self.request_token(fields, requested_scopes=chosen, dpop_key=self.new_dpop_key())
 
-    def request_token(self, fields: Mapping[str, str], *, requested_scopes: Iterable[str] | None = None) -> Token:
-        """Send one token request with client authentication and parse the answer.
+    def new_dpop_key(self) -> ClientKey | None:
+        """A new DPoP key pair for a new token when the provider is configured with ``dpop``
+        (RFC 9449: one key per token, never reused across users), else ``None``."""
+        return ClientKey.generate(DPOP_ALGORITHM) if self.config.dpop else None
+
+    def request_token(
+        self,
+        fields: Mapping[str, str],
+        *,
+        requested_scopes: Iterable[str] | None = None,
+        dpop_key: ClientKey | None = None,
+    ) -> Token:
+        """Send one token request with client authentication and parse the answer. With
+        *dpop_key*, the request carries a DPoP proof of that key and the token is bound to it.
 
         :raises TokenError: the provider answered with an OAuth error.
         :raises InvalidTokenResponse: the answer is not a usable token.
         :raises ProviderUnavailable: network failure, timeout or a 5xx answer.
         """
         cfg = self.config
-        token_url = self._endpoint("token_url", "token_endpoint")
+        token_url = self.endpoint("token_url", "token_endpoint")
         grant_type = fields.get("grant_type", "?")
-        status, content_type, body = self._post(
-            token_url,
-            self._authenticated({**fields, **{k: v for k, v in cfg.token_params.items() if k not in fields}}),
-            what="token endpoint",
-        )
-        log.debug("token request grant_type=%s provider=%s answered %s", grant_type, cfg.name, status)
+        body = {**fields, **{k: v for k, v in cfg.token_params.items() if k not in fields}}
+        answer = self.post_form(token_url, body, what="token endpoint", dpop_key=dpop_key)
+        log.debug("token request grant_type=%s provider=%s answered %s", grant_type, cfg.name, answer.status)
         scopes = cfg.scopes if requested_scopes is None else tuple(requested_scopes)
-        return parse_token_response(status, content_type, body, provider=cfg.name, requested_scopes=scopes)
+        return parse_token_response(
+            answer.status,
+            answer.content_type,
+            answer.body,
+            provider=cfg.name,
+            requested_scopes=scopes,
+            dpop_jwk=None if dpop_key is None else dpop_key.private_jwk(),
+        )
 
     # -- revocation (RFC 7009) ----------------------------------------------------------------
 
@@ -348,21 +429,22 @@ class ProviderClient:
         :raises ProviderUnavailable: network failure, timeout or a 5xx answer.
         """
         cfg = self.config
-        revocation_url = self._endpoint("revocation_url", "revocation_endpoint")
+        revocation_url = self.endpoint("revocation_url", "revocation_endpoint")
         fields = {"token": token}
         if token_type_hint:
             fields["token_type_hint"] = token_type_hint
-        status, content_type, body = self._post(revocation_url, self._authenticated(fields), what="revocation")
+        status, content_type, body, _ = self.post_form(revocation_url, fields, what="revocation")
         log.debug("revocation provider=%s answered %s", cfg.name, status)
         if status == 200:
             return
-        _raise_for_error_answer(status, content_type, body, provider=cfg.name, what="revocation endpoint")
+        raise_for_error_answer(status, content_type, body, provider=cfg.name, what="revocation endpoint")
         raise InvalidTokenResponse(f"the revocation endpoint answered HTTP {status}", provider=cfg.name)
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _authenticated(self, fields: Mapping[str, str]) -> dict[str, Any]:
-        """The request's form body and ``auth`` for the configured client authentication method."""
+    def _authenticated(self, fields: Mapping[str, str], url: str) -> dict[str, Any]:
+        """The form body and ``auth`` of a request to *url* (an endpoint of the provider's) for
+        the configured client authentication method."""
         cfg = self.config
         data: dict[str, str] = dict(fields)
         auth: tuple[str, str] | None = None
@@ -374,24 +456,82 @@ class ProviderClient:
         elif method == "client_secret_post":
             assert cfg.client_secret is not None
             data = _insert_after_grant_fields(data, {"client_id": cfg.client_id, "client_secret": cfg.client_secret})
+        elif method in ("private_key_jwt", "client_secret_jwt"):
+            assertion = {
+                "client_id": cfg.client_id,
+                "client_assertion_type": JWT_BEARER_ASSERTION,
+                "client_assertion": self.client_assertion(url),
+            }
+            data = _insert_after_grant_fields(data, assertion)
         else:  # "none": a public client identifies itself
             data = _insert_after_grant_fields(data, {"client_id": cfg.client_id})
         return {"data": data, "auth": auth}
 
-    def _post(self, url: str, request: Mapping[str, Any], *, what: str) -> tuple[int, str, bytes]:
-        return send(
-            self.http,
-            "POST",
-            url,
-            data=request["data"],
-            auth=request["auth"],
-            # Set per request, not only on the session: GitHub answers in form encoding without it.
-            headers={"Accept": "application/json"},
-            timeout=self.timeout,
-            what=what,
-            provider=self.name,
-            malformed=InvalidTokenResponse,
-        )
+    def client_assertion(self, url: str) -> str:
+        """A client assertion (RFC 7523 §2.2, OpenID Connect Core §9) for a request to *url*:
+        ``iss`` and ``sub`` the client id, a unique ``jti``, a lifetime of
+        :data:`ASSERTION_LIFETIME` seconds, signed with the active client key
+        (``private_key_jwt``) or with the client secret (``client_secret_jwt``, HS256).
+
+        ``aud`` is the provider's issuer, a single string, as RFC 7523bis recommends (an
+        audience of endpoint URLs let a malicious provider replay assertions elsewhere); the
+        endpoint's URL only when the issuer is unknown, or ``client_assertion_audience``."""
+        cfg = self.config
+        audience = cfg.client_assertion_audience or self.endpoints().issuer or url
+        now = int(time.time())
+        claims = {
+            "iss": cfg.client_id,
+            "sub": cfg.client_id,
+            "aud": audience,
+            "jti": secrets.token_urlsafe(24),
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME,
+        }
+        if self.auth_method == "private_key_jwt":
+            return cfg.client_keys[0].sign(claims)
+        assert cfg.client_secret is not None
+        return jwt.encode(claims, cfg.client_secret, algorithm="HS256")
+
+    def post_form(self, url: str, fields: Mapping[str, str], *, what: str, dpop_key: ClientKey | None = None) -> Answer:
+        """POST *fields* to an endpoint of the provider's with client authentication. With
+        *dpop_key*, a DPoP proof goes along, and an answer that asks for the server's nonce
+        (RFC 9449 §8) is retried once with it."""
+        for attempt in (1, 2):
+            request = self._authenticated(fields, url)  # a fresh client assertion each time
+            # Accept set per request, not only on the session: GitHub answers in form encoding without it.
+            headers = {"Accept": "application/json"}
+            if dpop_key is not None:
+                headers["DPoP"] = make_proof(dpop_key, "POST", url, nonce=self.dpop_nonces.get(url))
+            answer = exchange(
+                self.http,
+                "POST",
+                url,
+                data=request["data"],
+                auth=request["auth"],
+                headers=headers,
+                timeout=self.timeout,
+                what=what,
+                provider=self.name,
+                malformed=InvalidTokenResponse,
+            )
+            if dpop_key is None:
+                return answer
+            self.dpop_nonces.remember(url, answer.headers)
+            if attempt == 1 and nonce_requested(answer.status, answer.headers, _error_object(answer)):
+                log.debug("provider %s asked for a DPoP nonce at its %s; retrying once", self.name, what)
+                continue
+            return answer
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _error_object(answer: Answer) -> Mapping[str, Any] | None:
+    """The JSON object of an error answer, when it is one."""
+    if answer.status < 400:
+        return None
+    try:
+        return decode_body(answer.content_type, answer.body)
+    except ValueError:
+        return None
 
 
 def _insert_after_grant_fields(data: dict[str, str], client: Mapping[str, str]) -> dict[str, str]:
@@ -411,7 +551,7 @@ def _insert_after_grant_fields(data: dict[str, str], client: Mapping[str, str]) 
 # -- parsing answers ------------------------------------------------------------------------------
 
 
-def _raise_for_error_answer(status: int, content_type: str, body: bytes, *, provider: str, what: str) -> None:
+def raise_for_error_answer(status: int, content_type: str, body: bytes, *, provider: str, what: str) -> None:
     """Raise the right error for a non-2xx answer; returns only when nothing fits."""
     if status == 503:
         raise ProviderUnavailable(
@@ -456,14 +596,17 @@ def parse_token_response(
     provider: str,
     requested_scopes: Iterable[str] = (),
     default_token_type: str | None = None,
+    dpop_jwk: Mapping[str, Any] | None = None,
 ) -> Token:
     """Validate a token endpoint answer (RFC 6749 §5.1, §5.2) and build a :class:`Token`.
 
     ``requested_scopes`` stand for the granted ones when the answer has no ``scope``.
     ``default_token_type`` is for presets of providers known to omit ``token_type``.
+    ``dpop_jwk`` is the key of the DPoP proof the request carried: then, and only then, a
+    ``DPoP`` token type is accepted (RFC 9449 §5), and the token keeps the key.
     """
     if not 200 <= status < 300:
-        _raise_for_error_answer(status, content_type, body, provider=provider, what="token endpoint")
+        raise_for_error_answer(status, content_type, body, provider=provider, what="token endpoint")
         if 300 <= status < 400:
             raise InvalidTokenResponse(
                 "the token endpoint answered with a redirect, which is not followed", provider=provider
@@ -480,7 +623,7 @@ def parse_token_response(
         raise InvalidTokenResponse(f"the token response is not a JSON object ({media})", provider=provider)
     if isinstance(data.get("error"), str):
         # Some providers (GitHub) answer errors with HTTP 200.
-        _raise_for_error_answer(
+        raise_for_error_answer(
             400, "application/json", json.dumps(data).encode(), provider=provider, what="token endpoint"
         )
 
@@ -490,9 +633,18 @@ def parse_token_response(
     token_type = data.get("token_type", default_token_type)
     if not isinstance(token_type, str) or not token_type:
         raise InvalidTokenResponse("the token response has no token_type", provider=provider)
-    if token_type.lower() != "bearer":
+    kind = token_type.lower()
+    if kind == "dpop" and dpop_jwk is not None:
+        token_type = "DPoP"
+    elif kind == "bearer":
+        token_type = "Bearer"
+        if dpop_jwk is not None:
+            log.warning("provider %s answered a DPoP token request with a Bearer token (no DPoP support)", provider)
+            dpop_jwk = None
+    else:
+        expected = "Bearer or DPoP" if dpop_jwk is not None else "only Bearer: DPoP was not asked for"
         raise InvalidTokenResponse(
-            f"the token type {printable(token_type, 40)!r} is not supported (only Bearer)", provider=provider
+            f"the token type {printable(token_type, 40)!r} is not supported ({expected})", provider=provider
         )
     refresh_token = data.get("refresh_token")
     if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
@@ -513,7 +665,8 @@ def parse_token_response(
 
     return Token.from_response(
         access_token=access_token,
-        token_type="Bearer",
+        token_type=token_type,
+        dpop_jwk=dpop_jwk,
         expires_in=_expires_in(data.get("expires_in"), provider),
         refresh_token=refresh_token,
         scopes=scopes,

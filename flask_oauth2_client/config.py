@@ -9,12 +9,16 @@ import difflib
 import ipaddress
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 from .errors import OAuth2Warning
 from .errors import warn
+from .keys import ClientKey
+from .keys import KeyLoadError
+from .keys import load_keys
 from .presets import NO_QUIRKS
 from .presets import Quirks
 from .presets import apply_preset
@@ -23,8 +27,16 @@ from .token import parse_scope
 
 __all__ = ["GRANT_TYPES", "ProviderConfig", "Settings", "is_loopback_host", "parse_settings"]
 
-GRANT_TYPES = ("authorization_code", "client_credentials", "password", "implicit")
-CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+GRANT_TYPES = ("authorization_code", "client_credentials", "password", "implicit", "device_code")
+CLIENT_AUTH_METHODS = (
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "client_secret_jwt",
+    "none",
+)
+#: RFC 7518 §3.2: an HMAC key at least as long as the hash (HS256: 32 bytes).
+MIN_JWT_SECRET_BYTES = 32
 LEGACY_GRANTS = {
     "password": "RFC 9700 §2.4 forbids the resource owner password credentials grant",
     "implicit": "RFC 9700 §2.1.2 advises against the implicit grant",
@@ -80,6 +92,12 @@ _PROVIDER_KEYS = frozenset(
         "jwks_url",
         "end_session_url",
         "end_session_method",
+        "par_url",
+        "par",
+        "device_authorization_url",
+        "dpop",
+        "client_keys",
+        "client_assertion_audience",
         "post_logout_redirect_uri",
         "trusted_audiences",
         "id_token_algorithms",
@@ -140,6 +158,17 @@ class ProviderConfig:
     trusted_audiences: tuple[str, ...] = ()
     #: ID token signature algorithms to accept instead of the metadata's (asymmetric only).
     id_token_algorithms: tuple[str, ...] = ()
+    #: RFC 9126: push every authorization request first (also when the metadata requires it).
+    par: bool = False
+    par_url: str | None = None
+    #: RFC 8628 device authorization endpoint.
+    device_authorization_url: str | None = None
+    #: RFC 9449: sender-constrain the user's tokens with a DPoP key pair.
+    dpop: bool = False
+    #: The application's private keys for ``private_key_jwt`` (the first signs).
+    client_keys: tuple[ClientKey, ...] = dataclasses.field(default=(), repr=False)
+    #: The ``aud`` of client assertions, instead of the provider's issuer.
+    client_assertion_audience: str | None = None
     #: ``False`` when ``client_auth_method`` was not configured (then the metadata may choose).
     client_auth_method_configured: bool = True
     #: The ``preset`` these settings came from, if any (see presets.py).
@@ -191,7 +220,7 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def parse_settings(config: Mapping[str, Any]) -> Settings:
+def parse_settings(config: Mapping[str, Any], *, key_base: str | Path | None = None) -> Settings:
     """Validate the ``OAUTH2_*`` keys of *config* (an ``app.config``) and return :class:`Settings`."""
     unknown = sorted(k for k in config if k.startswith("OAUTH2_") and k not in SETTING_DEFAULTS)
     for key in unknown:
@@ -206,7 +235,11 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     raw_providers = get("OAUTH2_PROVIDERS")
     if not isinstance(raw_providers, Mapping):
         raise ConfigurationError("OAUTH2_PROVIDERS must be a dict of provider name -> settings")
-    providers = {name: _parse_provider(name, raw, allow_insecure=allow_insecure) for name, raw in raw_providers.items()}
+    base = None if key_base is None else Path(key_base)
+    providers = {
+        name: _parse_provider(name, raw, allow_insecure=allow_insecure, key_base=base)
+        for name, raw in raw_providers.items()
+    }
 
     prefix = get("OAUTH2_URL_PREFIX")
     if not isinstance(prefix, str) or not prefix.startswith("/"):
@@ -241,7 +274,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     )
 
 
-def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderConfig:
+def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool, key_base: Path | None = None) -> ProviderConfig:
     if not isinstance(name, str) or not _PROVIDER_NAME.match(name):
         raise ConfigurationError(
             f"OAUTH2_PROVIDERS: provider name {name!r} must be 1-48 letters, digits, '_' or '-' (it is used in URLs)"
@@ -298,26 +331,73 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
     metadata_url = url("metadata_url")
     discovered = metadata_url is not None  # then missing endpoints come from the metadata
     needs_browser = grant_type in ("authorization_code", "implicit")
+    device_url = url("device_authorization_url", required=grant_type == "device_code" and not discovered)
     authorize_url = url("authorize_url", required=needs_browser and not discovered)
     if authorize_url is not None and urlsplit(authorize_url).fragment:
         raise ConfigurationError(f"{where}: 'authorize_url' must not contain a fragment", provider=name)
     token_url = url("token_url", required=grant_type != "implicit" and not discovered)
 
     configured_method = text("client_auth_method")
+    raw_keys = raw.get("client_keys")
+    if configured_method is None and raw_keys is not None and client_secret is None:
+        configured_method = "private_key_jwt"  # keys and no secret: there is one way to use them
     method = configured_method or ("client_secret_basic" if client_secret else "none")
     if method not in CLIENT_AUTH_METHODS:
         raise ConfigurationError(
             f"{where}: 'client_auth_method' must be one of {', '.join(CLIENT_AUTH_METHODS)}, not {method!r}",
             provider=name,
         )
-    if method != "none" and client_secret is None:
+    client_keys: tuple[ClientKey, ...] = ()
+    if method == "private_key_jwt":
+        if raw_keys is None:
+            raise ConfigurationError(
+                f"{where}: 'client_keys' (a PEM file path or a private JWK, or a list of them) is required "
+                "with private_key_jwt",
+                provider=name,
+            )
+        if client_secret is not None:
+            raise ConfigurationError(
+                f"{where}: 'client_secret' is given but 'client_auth_method' is 'private_key_jwt'; remove one",
+                provider=name,
+            )
+        try:
+            client_keys = load_keys(raw_keys, base=key_base)
+        except KeyLoadError as exc:
+            raise ConfigurationError(f"{where}: 'client_keys': {exc}", provider=name) from None
+    elif raw_keys is not None:
+        raise ConfigurationError(f"{where}: 'client_keys' is only used with private_key_jwt", provider=name)
+    if (
+        method == "client_secret_jwt"
+        and client_secret is not None
+        and len(client_secret.encode()) < MIN_JWT_SECRET_BYTES
+    ):
+        raise ConfigurationError(
+            f"{where}: client_secret_jwt signs with the client secret (HS256), which must be at least "
+            f"{MIN_JWT_SECRET_BYTES} bytes long (RFC 7518 §3.2)",
+            provider=name,
+        )
+    if method not in ("none", "private_key_jwt") and client_secret is None:
         raise ConfigurationError(f"{where}: 'client_secret' is required with {method}", provider=name)
     if method == "none" and client_secret is not None:
         raise ConfigurationError(
             f"{where}: 'client_secret' is given but 'client_auth_method' is 'none'; remove one", provider=name
         )
     if grant_type == "client_credentials" and method == "none":
-        raise ConfigurationError(f"{where}: the client_credentials grant needs a client secret", provider=name)
+        raise ConfigurationError(
+            f"{where}: the client_credentials grant needs client authentication (a client secret or client keys)",
+            provider=name,
+        )
+
+    par = _bool(raw.get("par", False), f"{where}: 'par'", provider=name)
+    dpop = _bool(raw.get("dpop", False), f"{where}: 'dpop'", provider=name)
+    if dpop and grant_type == "implicit":
+        raise ConfigurationError(f"{where}: DPoP cannot bind tokens of the implicit grant", provider=name)
+    assertion_audience = text("client_assertion_audience")
+    if assertion_audience is not None and method not in ("private_key_jwt", "client_secret_jwt"):
+        raise ConfigurationError(
+            f"{where}: 'client_assertion_audience' is only used with private_key_jwt or client_secret_jwt",
+            provider=name,
+        )
 
     pkce = _bool(raw.get("pkce", True), f"{where}: 'pkce'", provider=name)
     if not pkce and grant_type == "authorization_code":
@@ -376,6 +456,12 @@ def _parse_provider(name: Any, raw: Any, *, allow_insecure: bool) -> ProviderCon
         jwks_url=url("jwks_url"),
         end_session_url=url("end_session_url"),
         end_session_method=end_session_method,
+        par=par,
+        par_url=url("par_url"),
+        device_authorization_url=device_url,
+        dpop=dpop,
+        client_keys=client_keys,
+        client_assertion_audience=assertion_audience,
         post_logout_redirect_uri=post_logout,
         trusted_audiences=_strings(raw.get("trusted_audiences"), f"{where}: 'trusted_audiences'", name),
         id_token_algorithms=algorithms,

@@ -65,6 +65,8 @@ _ENDPOINT_FIELDS = {
     "revocation_url": "revocation_endpoint",
     "jwks_url": "jwks_uri",
     "end_session_url": "end_session_endpoint",
+    "par_url": "pushed_authorization_request_endpoint",
+    "device_authorization_url": "device_authorization_endpoint",
 }
 
 
@@ -80,6 +82,14 @@ class Endpoints:
     revocation_url: str | None = None
     jwks_url: str | None = None
     end_session_url: str | None = None
+    #: RFC 9126 pushed authorization request endpoint.
+    par_url: str | None = None
+    #: RFC 8628 device authorization endpoint.
+    device_authorization_url: str | None = None
+    #: RFC 9126 §5: the provider accepts authorization requests only when pushed.
+    require_par: bool = False
+    #: RFC 9449 §5.1 ``dpop_signing_alg_values_supported``; empty when unknown.
+    dpop_algorithms: tuple[str, ...] = ()
     #: ``token_endpoint_auth_methods_supported``; empty when unknown.
     token_auth_methods: tuple[str, ...] = ()
     #: The allow-list of ID token signature algorithms (P-13).
@@ -98,6 +108,7 @@ class Endpoints:
             configured = getattr(cfg, attribute)
             values[attribute] = configured if configured is not None else doc.get(field)
         methods = doc.get("token_endpoint_auth_methods_supported")
+        dpop = doc.get("dpop_signing_alg_values_supported")
         offered = doc.get("id_token_signing_alg_values_supported")
         if cfg.id_token_algorithms:
             algorithms = cfg.id_token_algorithms
@@ -109,6 +120,8 @@ class Endpoints:
             token_auth_methods=tuple(methods) if isinstance(methods, list) else (),
             id_token_algorithms=algorithms,
             iss_parameter_supported=doc.get("authorization_response_iss_parameter_supported") is True,
+            require_par=doc.get("require_pushed_authorization_requests") is True,
+            dpop_algorithms=tuple(dpop) if isinstance(dpop, list) else (),
             metadata=MappingProxyType(dict(doc)),
             **values,
         )
@@ -236,7 +249,11 @@ class MetadataCache:
                 raise DiscoveryError(
                     f"the metadata's {field} {printable(str(value), 100)!r} is not an https URL", provider=name
                 )
-        for field in ("token_endpoint_auth_methods_supported", "id_token_signing_alg_values_supported"):
+        for field in (
+            "token_endpoint_auth_methods_supported",
+            "id_token_signing_alg_values_supported",
+            "dpop_signing_alg_values_supported",
+        ):
             value = doc.get(field)
             if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
                 raise DiscoveryError(f"the metadata's {field} is not a list of strings", provider=name)

@@ -12,6 +12,8 @@ Every error the library raises on purpose is an :class:`OAuth2Error`::
     │   ├── TokenError              the token endpoint answered with an OAuth error            -> 400/502
     │   ├── InvalidTokenResponse    a 2xx answer that is not a usable token                    -> 502
     │   ├── IDTokenError            an ID token that fails validation                          -> 502
+    │   ├── DiscoveryError          unusable provider metadata                                 -> 502
+    │   ├── ParError                a pushed authorization request failed                      -> 502
     │   └── ProviderUnavailable     unreachable, timed out, 5xx                                -> 502/503/504
     ├── StoreError                  the token store failed (unreachable, lock timeout)          -> 503
     └── ReauthorizationRequired     no usable token: the user must (re)authorize               -> login / 401
@@ -34,6 +36,7 @@ __all__ = [
     "IDTokenError",
     "InvalidTokenResponse",
     "OAuth2Error",
+    "ParError",
     "ProviderError",
     "ProviderUnavailable",
     "ReauthorizationRequired",
@@ -159,6 +162,19 @@ class DiscoveryError(ProviderError):
     """The provider's metadata (OpenID Connect Discovery, RFC 8414) or its key set cannot be used:
     not JSON, an ``issuer`` other than the one configured (OIDC Discovery §4.3), an endpoint
     that is not https, a required endpoint missing."""
+
+
+class ParError(ProviderError):
+    """A pushed authorization request (RFC 9126) failed: the provider refused it, or its answer
+    has no ``request_uri``. The login stops with a 502 page; the browser is never sent to the
+    provider with half a request.
+
+    :param error: the provider's OAuth error code, when it gave one.
+    """
+
+    def __init__(self, message: str, *, provider: str | None = None, error: str | None = None) -> None:
+        super().__init__(message, provider=provider)
+        self.error = error
 
 
 class ProviderUnavailable(ProviderError):

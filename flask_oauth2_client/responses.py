@@ -17,6 +17,7 @@ from .errors import DiscoveryError
 from .errors import IDTokenError
 from .errors import InvalidTokenResponse
 from .errors import OAuth2Error
+from .errors import ParError
 from .errors import ProviderUnavailable
 from .errors import ReauthorizationRequired
 from .errors import StoreError
@@ -64,6 +65,8 @@ def status_and_code(error: OAuth2Error) -> tuple[int, str]:
         return 502, error.reason
     if isinstance(error, DiscoveryError):
         return 502, "invalid_provider_metadata"
+    if isinstance(error, ParError):
+        return 502, "pushed_authorization_failed"
     if isinstance(error, StoreError):
         return 503, "store_unavailable"
     if isinstance(error, ReauthorizationRequired):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -12,6 +13,9 @@ from datetime import timedelta
 from datetime import timezone
 from types import MappingProxyType
 from typing import Any
+
+from .dpop import make_proof
+from .keys import ClientKey
 
 __all__ = ["Token", "format_scope", "parse_scope"]
 
@@ -66,6 +70,8 @@ class Token:
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
     #: When the token was received (aware UTC), if known; with ``expires_at`` it gives the lifetime.
     issued_at: datetime | None = None
+    #: DPoP (RFC 9449): the private JWK of the key pair the token is bound to, or ``None``.
+    dpop_jwk: Mapping[str, Any] | None = dataclasses.field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         for moment in (self.expires_at, self.issued_at):
@@ -75,6 +81,8 @@ class Token:
         object.__setattr__(self, "claims", MappingProxyType(dict(self.claims)))
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
         object.__setattr__(self, "scopes", frozenset(self.scopes))
+        if self.dpop_jwk is not None:
+            object.__setattr__(self, "dpop_jwk", MappingProxyType(dict(self.dpop_jwk)))
 
     @classmethod
     def from_response(
@@ -88,6 +96,7 @@ class Token:
         id_token: str | None = None,
         extra: Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        dpop_jwk: Mapping[str, Any] | None = None,
     ) -> Token:
         """Build a token from the fields of a token response, turning ``expires_in`` (seconds
         from *now*) into an absolute ``expires_at``."""
@@ -102,6 +111,7 @@ class Token:
             id_token=id_token,
             extra=extra or {},
             issued_at=received,
+            dpop_jwk=dpop_jwk,
         )
 
     def is_expired(self, leeway: float = 0, *, now: datetime | None = None) -> bool:
@@ -136,8 +146,36 @@ class Token:
 
     @property
     def authorization_header(self) -> str:
-        """The value of the ``Authorization`` header that presents this token."""
-        return f"Bearer {self.access_token}"
+        """The value of the ``Authorization`` header that presents this token: ``Bearer ...``,
+        or ``DPoP ...`` for a DPoP-bound token (which also needs :meth:`dpop_proof`)."""
+        return f"{'DPoP' if self.is_dpop else 'Bearer'} {self.access_token}"
+
+    @property
+    def is_dpop(self) -> bool:
+        """``True`` for a token bound to a DPoP key (RFC 9449)."""
+        return self.dpop_jwk is not None and self.token_type.lower() == "dpop"
+
+    @functools.cached_property
+    def dpop_key(self) -> ClientKey | None:
+        """The key pair the token is bound to (DPoP), or ``None``."""
+        return None if self.dpop_jwk is None else ClientKey.from_jwk(self.dpop_jwk)
+
+    def dpop_proof(self, method: str, url: str, *, nonce: str | None = None) -> str:
+        """A DPoP proof for a request of *method* to *url* presenting this token (with ``ath``).
+
+        :raises ValueError: the token is not DPoP-bound."""
+        key = self.dpop_key
+        if key is None or not self.is_dpop:
+            raise ValueError("this token is not bound to a DPoP key")
+        return make_proof(key, method, url, nonce=nonce, access_token=self.access_token)
+
+    def request_headers(self, method: str, url: str, *, nonce: str | None = None) -> dict[str, str]:
+        """The headers that present this token on a request of *method* to *url*:
+        ``Authorization``, and for a DPoP-bound token its ``DPoP`` proof."""
+        headers = {"Authorization": self.authorization_header}
+        if self.is_dpop:
+            headers["DPoP"] = self.dpop_proof(method, url, nonce=nonce)
+        return headers
 
     # -- serialisation -------------------------------------------------------------------------
 
@@ -158,6 +196,8 @@ class Token:
             data["extra"] = dict(self.extra)
         if self.issued_at is not None:
             data["issued_at"] = self.issued_at.timestamp()
+        if self.dpop_jwk is not None:
+            data["dpop_jwk"] = dict(self.dpop_jwk)
         return data
 
     @classmethod
@@ -180,6 +220,7 @@ class Token:
                 claims=data.get("claims", {}),
                 extra=data.get("extra", {}),
                 issued_at=None if issued_at is None else datetime.fromtimestamp(float(issued_at), tz=timezone.utc),
+                dpop_jwk=data.get("dpop_jwk"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError("not a serialised Token") from exc
