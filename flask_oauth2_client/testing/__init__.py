@@ -24,6 +24,11 @@ With the ``openid`` scope it issues ID tokens signed with keys it publishes at
 :attr:`FakeProvider.jwks_url`; :meth:`FakeProvider.make_id_token` and
 :meth:`FakeProvider.set_next_id_token` forge broken ones for negative tests.
 
+It also speaks JWT client authentication (``private_key_jwt``,
+``client_secret_jwt``), pushed authorization requests, DPoP and the device
+authorization grant; :func:`jwk_thumbprint` computes the RFC 7638 thumbprint
+DPoP binds tokens to.
+
 With pytest, the plugin :mod:`flask_oauth2_client.testing.pytest_plugin`
 (registered automatically when the package is installed) provides the
 ``fake_provider`` fixture.
@@ -32,9 +37,11 @@ This package depends only on Flask, Werkzeug, PyJWT, cryptography and the
 standard library.
 """
 
+from ._jose import jwk_thumbprint
+from .provider import DPoPProof
 from .provider import FakeProvider
 from .provider import Fault
 from .provider import RecordedRequest
 from .provider import SigningKey
 
-__all__ = ["FakeProvider", "Fault", "RecordedRequest", "SigningKey"]
+__all__ = ["DPoPProof", "FakeProvider", "Fault", "RecordedRequest", "SigningKey", "jwk_thumbprint"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Final
+from typing import TypeGuard
 from urllib.parse import unquote_plus
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
@@ -26,12 +27,32 @@ from flask import render_template_string
 from flask import request
 from werkzeug.datastructures import MultiDict
 
+from ._jose import ASYMMETRIC_ALGORITHMS
+from ._jose import HMAC_ALGORITHMS
+from ._jose import JoseError
+from ._jose import Jws
+from ._jose import b64url
+from ._jose import is_private_jwk
+from ._jose import jwk_thumbprint
+from ._jose import parse_jws
+from ._jose import peek_claims
+from ._jose import peek_header
+from ._jose import verify_with_jwk
+from ._jose import verify_with_jwks
+from ._jose import verify_with_secret
+from .provider import ASSERTION_MAX_LIFETIME
+from .provider import CLOCK_LEEWAY
 from .provider import DEFAULT_SCOPE
 from .provider import DEFAULT_USER
+from .provider import DEVICE_CODE_GRANT
+from .provider import DPOP_PROOF_MAX_AGE
+from .provider import JWT_BEARER_ASSERTION
 from .provider import SCOPE_CLAIMS
+from .provider import DPoPProof
 from .provider import Fault
 from .provider import IDTokenSource
 from .provider import RecordedRequest
+from .provider import _DeviceGrant
 from .provider import claims_for_scopes
 
 if TYPE_CHECKING:
@@ -50,6 +71,45 @@ _NOTES: Final = ("Curiouser and curiouser!", "We're all mad here.", "Drink me.")
 _PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
 _MAX_AGE: Final = re.compile(r"[0-9]{1,10}")
 _PROTOCOL_CLAIMS: Final = ("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash")
+#: Form fields of client authentication (not part of a pushed authorization request).
+_CLIENT_AUTH_FIELDS: Final = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
+_JWT_AUTH_METHODS: Final = ("private_key_jwt", "client_secret_jwt")
+_AUTH_METHODS_SUPPORTED: Final = (
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "none",
+)
+
+_DEVICE_PAGE: Final = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Connect a device</title></head>
+<body>
+<h1>Connect a device</h1>
+<p>Enter the code shown on your device.</p>
+<form method="post" action="{{ action }}">
+<label for="user_code">Code</label>
+<input type="text" id="user_code" name="user_code" value="{{ user_code }}" autocomplete="off">
+<label for="username">Sign in as</label>
+<select id="username" name="username">
+{%- for user in users %}
+<option value="{{ user }}"{% if user == selected %} selected{% endif %}>{{ user }}</option>
+{%- endfor %}
+</select>
+<button type="submit" id="approve" name="decision" value="approve">Approve</button>
+<button type="submit" id="deny" name="decision" value="deny">Deny</button>
+</form>
+</body>
+</html>
+"""
+
+_DEVICE_DONE_PAGE: Final = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Device {{ outcome }}</title></head>
+<body><h1>Device {{ outcome }}</h1><p id="outcome">{{ outcome }}</p><p>You can return to your device.</p></body>
+</html>
+"""
 
 _CONSENT_PAGE: Final = """<!doctype html>
 <html lang="en">
@@ -97,13 +157,25 @@ _PAGE_HEADERS: Final = {
 
 
 class _OAuthError(Exception):
-    """An error response of the token or revocation endpoint."""
+    """An error response of the token, revocation, PAR or device authorization endpoint."""
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(
+        self, error: str, description: str, status: int = 400, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(error)
         self.error = error
         self.description = description
         self.status = status
+        self.headers = dict(headers or {})
+
+
+class _DPoPError(Exception):
+    """A DPoP proof that is refused: ``use_nonce`` when only its nonce is missing or stale."""
+
+    def __init__(self, description: str, *, use_nonce: bool = False) -> None:
+        super().__init__(description)
+        self.description = description
+        self.use_nonce = use_nonce
 
 
 def _invalid_client(description: str) -> _OAuthError:
@@ -113,9 +185,10 @@ def _invalid_client(description: str) -> _OAuthError:
 class _PageError(Exception):
     """An authorization request that must not redirect: answer a 400 page."""
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, error: str = "invalid_request") -> None:
         super().__init__(description)
         self.description = description
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -150,6 +223,9 @@ class _AuthzRequest:
     nonce: str | None = None
     prompt: frozenset[str] = frozenset()
     max_age: int | None = None
+    dpop_jkt: str | None = None
+    #: The ``request_uri`` of a pushed request this authorization request refers to.
+    request_uri: str | None = None
 
 
 def create_app(provider: FakeProvider) -> Flask:
@@ -168,7 +244,14 @@ def create_app(provider: FakeProvider) -> Flask:
     )
     app.add_url_rule("/jwks", "jwks", views.jwks, methods=["GET"])
     app.add_url_rule("/logout", "logout", views.logout, methods=["GET", "POST"])
+    app.add_url_rule("/par", "par", views.par, methods=["POST"])
+    app.add_url_rule("/device_authorization", "device_authorization", views.device_authorization, methods=["POST"])
+    app.add_url_rule("/device", "device", views.device, methods=["GET", "POST"])
     return app
+
+
+#: A grant of the token endpoint: (client, form, ID token override, DPoP key thumbprint) -> response JSON.
+_Grant = Callable[["_Client", Mapping[str, str], IDTokenSource | None, str | None], dict[str, Any]]
 
 
 class _Views:
@@ -206,11 +289,21 @@ class _Views:
         return fault
 
     def _authenticate(self, params: Mapping[str, str]) -> _Client:
-        """Authenticate the client of a token or revocation request."""
+        """Authenticate the client of a token, revocation, PAR or device authorization request."""
         header = request.headers.get("Authorization")
         body_id = params.get("client_id")
         body_secret = params.get("client_secret")
+        assertion_type = params.get("client_assertion_type")
+        assertion = params.get("client_assertion")
         secret: str | None
+        if assertion_type is not None or assertion is not None:
+            if header is not None or body_secret is not None:
+                raise _OAuthError("invalid_request", "more than one client authentication method")
+            if not assertion_type or not assertion:
+                raise _OAuthError("invalid_request", "client_assertion_type and client_assertion go together")
+            if assertion_type != JWT_BEARER_ASSERTION:
+                raise _invalid_client(f"unsupported client_assertion_type; expected {JWT_BEARER_ASSERTION}")
+            return self._authenticate_assertion(assertion, body_id)
         if header is not None:
             creds = _parse_basic(header)
             if creds is None:
@@ -238,6 +331,181 @@ class _Views:
                 raise _invalid_client("client authentication failed")
         return client
 
+    def _authenticate_assertion(self, assertion: str, body_id: str | None) -> _Client:
+        """``private_key_jwt`` / ``client_secret_jwt`` (RFC 7523 section 3, OpenID Connect Core 1.0 section 9)."""
+        try:
+            jws = parse_jws(assertion)
+        except JoseError as exc:
+            raise _invalid_client(f"client_assertion: {exc}") from None
+        claims = jws.claims
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise _invalid_client("client_assertion: sub (the client_id) is missing")
+        if claims.get("iss") != sub:
+            raise _invalid_client("client_assertion: iss and sub must both be the client_id")
+        if body_id is not None and body_id != sub:
+            raise _invalid_client("client_id differs from the client assertion's sub")
+        client = self.p.get_client(sub)
+        if client is None:
+            raise _invalid_client("unknown client")
+        if client.auth_method not in _JWT_AUTH_METHODS:
+            allowed = client.allowed_auth_methods
+            raise _invalid_client(f"this client must authenticate with {' or '.join(sorted(allowed))}")
+        alg = jws.alg
+        if client.auth_method == "client_secret_jwt":
+            if alg not in HMAC_ALGORITHMS:
+                raise _invalid_client(
+                    f"client_secret_jwt assertions are signed with {', '.join(HMAC_ALGORITHMS)}, not {alg!r}"
+                )
+            valid = verify_with_secret(jws, client.client_secret or "")
+        else:
+            if alg not in ASYMMETRIC_ALGORITHMS:
+                raise _invalid_client(
+                    f"private_key_jwt assertions are signed with {', '.join(ASYMMETRIC_ALGORITHMS)}, not {alg!r}"
+                )
+            try:
+                valid = verify_with_jwks(jws, self.p._client_keys(client))
+            except ValueError as exc:  # JoseError included
+                raise _invalid_client(f"client_assertion: {exc}") from None
+        if not valid:
+            raise _invalid_client("client_assertion: the signature does not verify")
+        self._check_assertion_claims(client.client_id, claims)
+        return client
+
+    def _check_assertion_claims(self, client_id: str, claims: Mapping[str, Any]) -> None:
+        now = time.time()
+        aud = claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if not audiences:
+            raise _invalid_client("client_assertion: aud is missing")
+        accepted = {self.p.issuer, self.p.token_url, self.p.url + request.path}
+        if not accepted.intersection(a for a in audiences if isinstance(a, str)):
+            raise _invalid_client(
+                f"client_assertion: aud must contain the issuer ({self.p.issuer}) or this endpoint's URL"
+            )
+        exp = claims.get("exp")
+        if not _is_number(exp):
+            raise _invalid_client("client_assertion: exp is missing or not a number")
+        if exp <= now - CLOCK_LEEWAY:
+            raise _invalid_client("client_assertion: expired (exp)")
+        if exp > now + ASSERTION_MAX_LIFETIME + CLOCK_LEEWAY:
+            raise _invalid_client(
+                f"client_assertion: exp is too far in the future (at most {ASSERTION_MAX_LIFETIME} seconds)"
+            )
+        for name in ("iat", "nbf"):
+            value = claims.get(name)
+            if value is None:
+                continue
+            if not _is_number(value):
+                raise _invalid_client(f"client_assertion: {name} is not a number")
+            if value > now + CLOCK_LEEWAY:
+                raise _invalid_client(f"client_assertion: {name} is in the future")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise _invalid_client("client_assertion: jti is missing")
+        if not self.p._use_assertion_jti(client_id, jti, float(exp) + CLOCK_LEEWAY):
+            raise _invalid_client("client_assertion: this jti was already used (replay)")
+
+    # -- DPoP ------------------------------------------------------------------
+
+    def _check_dpop_proof(self, endpoint: str, *, access_token: str | None = None, jkt: str | None = None) -> str:
+        """Check the request's DPoP proof (RFC 9449 section 4.3); return its key's thumbprint.
+
+        :param access_token: the token the request presents (``ath`` must be its hash).
+        :param jkt: the thumbprint of the key the token is bound to.
+        :raises _DPoPError: the proof is missing, invalid, replayed, or lacks the current nonce.
+        """
+        # WSGI joins repeated headers with commas, which a JWT never contains.
+        values = [v for header in request.headers.getlist("DPoP") for v in header.split(",")]
+        url = _htu(request.base_url)
+        token = values[0].strip() if len(values) == 1 else ""
+        seen: dict[str, Any] = {"header": peek_header(token), "claims": peek_claims(token), "jkt": None}
+        try:
+            thumbprint = self._dpop_proof_checks(values, url, access_token, jkt, seen)
+        except _DPoPError as exc:
+            self._record_proof(endpoint, url, token, seen, "use_dpop_nonce" if exc.use_nonce else exc.description)
+            raise
+        self._record_proof(endpoint, url, token, seen, None)
+        return thumbprint
+
+    def _record_proof(self, endpoint: str, url: str, token: str, seen: Mapping[str, Any], error: str | None) -> None:
+        self.p._record_dpop_proof(
+            DPoPProof(
+                endpoint=endpoint,
+                method=request.method,
+                url=url,
+                jwt=token,
+                header=dict(seen["header"]),
+                claims=dict(seen["claims"]),
+                jkt=seen["jkt"],
+                accepted=error is None,
+                error=error,
+            )
+        )
+
+    def _dpop_proof_checks(
+        self,
+        values: list[str],
+        url: str,
+        access_token: str | None,
+        jkt: str | None,
+        seen: dict[str, Any],
+    ) -> str:
+        if not values:
+            raise _DPoPError("a DPoP proof is required (DPoP header)")
+        if len(values) > 1:
+            raise _DPoPError("more than one DPoP header")
+        try:
+            jws = parse_jws(values[0].strip())
+        except JoseError as exc:
+            raise _DPoPError(f"bad DPoP proof: {exc}") from None
+        header, claims = jws.header, jws.claims
+        if str(header.get("typ", "")).lower() != "dpop+jwt":
+            raise _DPoPError("the DPoP proof's typ must be dpop+jwt")
+        if jws.alg not in ASYMMETRIC_ALGORITHMS:
+            raise _DPoPError(f"the DPoP proof's alg must be one of {', '.join(ASYMMETRIC_ALGORITHMS)}")
+        jwk = header.get("jwk")
+        if not isinstance(jwk, dict):
+            raise _DPoPError("the DPoP proof has no jwk header")
+        if is_private_jwk(jwk):
+            raise _DPoPError("the DPoP proof's jwk contains a private key")
+        try:
+            thumbprint = jwk_thumbprint(jwk)
+            valid = verify_with_jwk(jws, jwk)
+        except JoseError as exc:
+            raise _DPoPError(f"the DPoP proof's jwk is unusable: {exc}") from None
+        seen["jkt"] = thumbprint
+        if not valid:
+            raise _DPoPError("the DPoP proof's signature does not verify")
+        _check_proof_claims(jws, request.method, url, access_token)
+        if jkt is not None and not hmac.compare_digest(thumbprint, jkt):
+            raise _DPoPError("the DPoP proof is signed with another key than the one the token is bound to")
+        if self.p.require_dpop_nonce:
+            nonce = claims.get("nonce")
+            if not isinstance(nonce, str) or not hmac.compare_digest(nonce, self.p.dpop_nonce):
+                raise _DPoPError("the DPoP proof must carry the server's current nonce", use_nonce=True)
+        iat = float(claims["iat"])
+        if not self.p._use_dpop_jti(thumbprint, str(claims["jti"]), iat + DPOP_PROOF_MAX_AGE + CLOCK_LEEWAY):
+            raise _DPoPError("the DPoP proof's jti was already used (replay)")
+        return thumbprint
+
+    def _token_dpop(self, endpoint: str) -> str | None:
+        """The thumbprint of the token (or PAR) request's DPoP key; ``None`` without a proof or DPoP support."""
+        if not self.p.dpop or "DPoP" not in request.headers:
+            return None
+        try:
+            return self._check_dpop_proof(endpoint)
+        except _DPoPError as exc:
+            if exc.use_nonce:
+                raise _OAuthError("use_dpop_nonce", exc.description, 400, {"DPoP-Nonce": self.p.dpop_nonce}) from None
+            raise _OAuthError("invalid_dpop_proof", exc.description) from None
+
+    def _success_headers(self) -> dict[str, str]:
+        headers = dict(_NO_STORE)
+        if self.p.dpop and self.p.require_dpop_nonce:
+            headers["DPoP-Nonce"] = self.p.dpop_nonce
+        return headers
+
     # -- authorization endpoint ----------------------------------------------
 
     def authorize(self) -> Response:
@@ -248,11 +516,18 @@ class _Views:
         if fault is not None and fault.status is not None and not fault.is_error_redirect:
             return _fault_response(fault)
         try:
-            authz = self._validate_authorization(source)
+            source, request_uri = self._resolve_request_uri(source)
+            authz = self._validate_authorization(source, request_uri=request_uri)
         except _PageError as exc:
-            return _error_page("invalid_request", exc.description)
+            return _error_page(exc.error, exc.description)
         except _RedirectError as exc:
             return self._error_redirect(exc.target, exc.error, exc.description)
+        shows_consent = not is_post and "none" not in authz.prompt and not self.p.auto_approve
+        if request_uri is not None and (not shows_consent or (fault is not None and fault.is_error_redirect)):
+            # RFC 9126 section 4: a request_uri is used once (a consent page may be reloaded).
+            used = self.p._pushed_request(request_uri, authz.client_id, consume=True)
+            if isinstance(used, str):
+                return _error_page("invalid_request_uri", used)
         if fault is not None and fault.json is not None and fault.is_error_redirect:
             params = {str(k): str(v) for k, v in fault.json.items()}
             return self._redirect(authz.target, params)
@@ -274,7 +549,28 @@ class _Views:
             return self._approve(authz, self._default_user(authz))
         return self._consent_page(authz)
 
-    def _validate_authorization(self, source: MultiDict[str, str]) -> _AuthzRequest:
+    def _resolve_request_uri(self, source: MultiDict[str, str]) -> tuple[MultiDict[str, str], str | None]:
+        """An authorization request by reference to a pushed one (RFC 9126 section 4): the pushed
+        parameters (plus the consent form's fields) and the ``request_uri``; else ``source`` as it is."""
+        uris = source.getlist("request_uri")
+        if not uris:
+            return source, None
+        if len(uris) > 1:
+            raise _PageError("request_uri is repeated")
+        client_ids = source.getlist("client_id")
+        if len(client_ids) != 1 or not client_ids[0]:
+            raise _PageError("client_id is missing or repeated (it must come with request_uri)")
+        pushed = self.p._pushed_request(uris[0], client_ids[0], consume=False)
+        if isinstance(pushed, str):
+            raise _PageError(pushed, "invalid_request_uri")
+        resolved: MultiDict[str, str] = MultiDict(list(pushed.params))
+        for name in _CONSENT_FIELDS:
+            for value in source.getlist(name):
+                resolved.add(name, value)
+        return resolved, uris[0]
+
+    def _validate_authorization(self, source: MultiDict[str, str], *, request_uri: str | None = None) -> _AuthzRequest:
+        """Validate an authorization request; ``request_uri`` when it was pushed (or is being pushed: ``""``)."""
         lists = {k: v for k, v in source.lists() if k not in _CONSENT_FIELDS}
 
         def one(name: str) -> str | None:
@@ -306,6 +602,9 @@ class _Views:
 
         def fail(error: str, description: str) -> _RedirectError:
             return _RedirectError(target, error, description)
+
+        if request_uri is None and self.p.require_par:
+            raise fail("invalid_request", "this provider requires pushed authorization requests (RFC 9126)")
 
         repeated = sorted(k for k, v in lists.items() if len(v) > 1)
         if repeated:
@@ -349,6 +648,8 @@ class _Views:
             nonce=one("nonce"),
             prompt=prompt,
             max_age=None if max_age is None else int(max_age),
+            dpop_jkt=one("dpop_jkt") if self.p.dpop else None,  # RFC 9449 section 10
+            request_uri=request_uri or None,
         )
 
     def _default_user(self, authz: _AuthzRequest) -> str:
@@ -374,17 +675,21 @@ class _Views:
                 authz.scopes,
                 nonce=authz.nonce,
                 auth_time=auth_time,
+                dpop_jkt=authz.dpop_jkt,
             )
             params = {"code": code}
         return self._redirect(authz.target, params)
 
     def _consent_page(self, authz: _AuthzRequest) -> Response:
+        params = authz.params
+        if authz.request_uri is not None:
+            params = (("client_id", authz.client_id), ("request_uri", authz.request_uri))
         body = render_template_string(
             _CONSENT_PAGE,
             client_id=authz.client_id,
             scope=" ".join(authz.scopes),
             action=request.path,
-            params=authz.params,
+            params=params,
             users=self.p.usernames(),
             selected=self._default_user(authz),
         )
@@ -418,27 +723,29 @@ class _Views:
         if fault is not None and fault.status is not None:
             return _fault_response(fault)
         override = fault.id_token if fault is not None else None
-        grants: dict[str, Callable[[_Client, Mapping[str, str], IDTokenSource | None], dict[str, Any]]] = {
+        grants: dict[str, _Grant] = {
             "authorization_code": self._authorization_code_grant,
             "refresh_token": self._refresh_token_grant,
             "client_credentials": self._client_credentials_grant,
             "password": self._password_grant,
+            DEVICE_CODE_GRANT: self._device_code_grant,
         }
         try:
             _check_form(form)
+            jkt = self._token_dpop("token")
             client = self._authenticate(params)
             if grant_type is None:
                 raise _OAuthError("invalid_request", "grant_type is missing")
             grant = grants.get(grant_type)
             if grant is None:
                 raise _OAuthError("unsupported_grant_type", "this grant type is not supported")
-            payload = grant(client, params, override)
+            payload = grant(client, params, override, jkt)
         except _OAuthError as exc:
             return _oauth_error(exc)
-        return _json(payload, 200, _NO_STORE)
+        return _json(payload, 200, self._success_headers())
 
     def _authorization_code_grant(
-        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None
+        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None, jkt: str | None
     ) -> dict[str, Any]:
         code = _required(params, "code")
         entry = self.p.redeem_code(code, client.client_id)
@@ -461,6 +768,8 @@ class _Views:
             raise _OAuthError("invalid_request", "code_verifier is missing")
         elif not _VERIFIER.fullmatch(verifier) or not hmac.compare_digest(_s256(verifier), entry.code_challenge):
             raise _OAuthError("invalid_grant", "PKCE verification failed")
+        if entry.dpop_jkt is not None and (jkt is None or not hmac.compare_digest(jkt, entry.dpop_jkt)):
+            raise _OAuthError("invalid_grant", "the code is bound to a DPoP key (dpop_jkt): send a proof of that key")
         return self.p.mint_tokens(
             client.client_id,
             entry.user,
@@ -471,10 +780,11 @@ class _Views:
             nonce=entry.nonce,
             auth_time=entry.auth_time,
             id_token_override=override,
+            jkt=jkt,
         )
 
     def _refresh_token_grant(
-        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None
+        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None, jkt: str | None
     ) -> dict[str, Any]:
         refresh_token = _required(params, "refresh_token")
         entry = self.p.get_refresh_token(refresh_token)
@@ -490,6 +800,10 @@ class _Views:
                 raise _OAuthError("invalid_scope", str(exc)) from None
             if not set(scopes) <= set(entry.scopes):
                 raise _OAuthError("invalid_scope", "scope exceeds the original grant")
+        if entry.jkt is not None and (jkt is None or not hmac.compare_digest(jkt, entry.jkt)):
+            raise _OAuthError(
+                "invalid_grant", "the refresh token is bound to a DPoP key: send a DPoP proof of that key"
+            )
         rotate = self.p.rotate_refresh_tokens
         if rotate and not self.p.spend_refresh_token(refresh_token):
             raise _OAuthError("invalid_grant", "the refresh token is unknown, revoked or spent")
@@ -503,10 +817,11 @@ class _Views:
             id_token=self.p.id_token_on_refresh and "openid" in entry.scopes,
             auth_time=entry.auth_time,
             id_token_override=override,
+            jkt=jkt,
         )
 
     def _client_credentials_grant(
-        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None
+        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None, jkt: str | None
     ) -> dict[str, Any]:
         if not client.confidential:
             raise _OAuthError("unauthorized_client", "public clients cannot use this grant")
@@ -514,10 +829,10 @@ class _Views:
             scopes = _parse_scope(params.get("scope"))
         except ValueError as exc:
             raise _OAuthError("invalid_scope", str(exc)) from None
-        return self.p.mint_tokens(client.client_id, None, scopes, refresh=False)
+        return self.p.mint_tokens(client.client_id, None, scopes, refresh=False, jkt=jkt)
 
     def _password_grant(
-        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None
+        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None, jkt: str | None
     ) -> dict[str, Any]:
         username = _required(params, "username")
         password = _required(params, "password")
@@ -535,7 +850,135 @@ class _Views:
             refresh=True,
             id_token="openid" in scopes,
             id_token_override=override,
+            jkt=jkt,
         )
+
+    def _device_code_grant(
+        self, client: _Client, params: Mapping[str, str], override: IDTokenSource | None, jkt: str | None
+    ) -> dict[str, Any]:
+        """RFC 8628 section 3.4/3.5: poll for the tokens of a device authorization."""
+        device_code = _required(params, "device_code")
+        outcome = self.p._poll_device(device_code, client.client_id)
+        if isinstance(outcome, tuple):
+            raise _OAuthError(*outcome)
+        assert outcome.user is not None
+        return self.p.mint_tokens(
+            client.client_id,
+            outcome.user,
+            outcome.scopes,
+            refresh=True,
+            id_token="openid" in outcome.scopes,
+            id_token_override=override,
+            jkt=jkt,
+        )
+
+    # -- pushed authorization requests (RFC 9126) ------------------------------
+
+    def par(self) -> Response:
+        form = _form()
+        params = form.to_dict()
+        client_id, method = _claimed_client(params, request.headers.get("Authorization"))
+        self._record("par", client_id=client_id, auth_method=method)
+        fault = self._fault("par")
+        if fault is not None and fault.status is not None:
+            return _fault_response(fault)
+        try:
+            _check_form(form)
+            jkt = self._token_dpop("par")
+            client = self._authenticate(params)
+            pushed = [(k, v) for k, v in form.items(multi=True) if k not in _CLIENT_AUTH_FIELDS]
+            names = {k for k, _ in pushed}
+            if "request_uri" in names:
+                raise _OAuthError("invalid_request", "request_uri must not be pushed (RFC 9126 section 2.1)")
+            if "request" in names:
+                raise _OAuthError("request_not_supported", "request objects are not supported")
+            if "client_id" not in names:
+                pushed.insert(0, ("client_id", client.client_id))
+            if jkt is not None:
+                if "dpop_jkt" in names and params["dpop_jkt"] != jkt:
+                    raise _OAuthError("invalid_dpop_proof", "dpop_jkt differs from the DPoP proof's key")
+                if "dpop_jkt" not in names:
+                    pushed.append(("dpop_jkt", jkt))
+            try:
+                authz = self._validate_authorization(MultiDict(pushed), request_uri="")
+            except _PageError as exc:
+                raise _OAuthError(exc.error, exc.description) from None
+            except _RedirectError as exc:
+                raise _OAuthError(exc.error, exc.description) from None
+            if authz.client_id != client.client_id:
+                raise _OAuthError("invalid_request", "client_id differs from the authenticated client")
+            request_uri, ttl = self.p._push_request(client.client_id, pushed)
+        except _OAuthError as exc:
+            return _oauth_error(exc)
+        return _json({"request_uri": request_uri, "expires_in": ttl}, 201, self._success_headers())
+
+    # -- device authorization grant (RFC 8628) ----------------------------------
+
+    def device_authorization(self) -> Response:
+        form = _form()
+        params = form.to_dict()
+        client_id, method = _claimed_client(params, request.headers.get("Authorization"))
+        self._record("device_authorization", client_id=client_id, auth_method=method)
+        fault = self._fault("device_authorization")
+        if fault is not None and fault.status is not None:
+            return _fault_response(fault)
+        try:
+            _check_form(form)
+            client = self._authenticate(params)
+            try:
+                scopes = _parse_scope(params.get("scope"))
+            except ValueError as exc:
+                raise _OAuthError("invalid_scope", str(exc)) from None
+            grant = self.p._create_device_grant(client.client_id, scopes)
+        except _OAuthError as exc:
+            return _oauth_error(exc)
+        uri = self.p.device_verification_url
+        payload = {
+            "device_code": grant.device_code,
+            "user_code": grant.user_code,
+            "verification_uri": uri,
+            "verification_uri_complete": f"{uri}?{urlencode({'user_code': grant.user_code})}",
+            "expires_in": max(0, round(grant.expires_at - time.time())),
+            "interval": self.p.device_interval,
+        }
+        return _json(payload, 200, _NO_STORE)
+
+    def device(self) -> Response:
+        """The verification page: enter the user code, approve or deny (auto-approved from
+        ``verification_uri_complete`` with ``auto_approve``)."""
+        is_post = request.method == "POST"
+        source = _form() if is_post else request.args
+        self._record("device")
+        fault = self._fault("device")
+        if fault is not None and fault.status is not None:
+            return _fault_response(fault)
+        user_code = source.get("user_code", "")
+        grant: _DeviceGrant | None = self.p._pending_device(user_code) if user_code else None
+        if is_post or (grant is not None and self.p.auto_approve):
+            if grant is None:
+                return _error_page("invalid_request", "unknown, expired or already used user code")
+            decision = source.get("decision", "approve" if not is_post else "")
+            username = source.get("username", DEFAULT_USER)
+            try:
+                if decision == "deny":
+                    self.p.deny_device(user_code)
+                    return _device_done("denied")
+                if decision == "approve" and self.p.get_user(username) is not None:
+                    self.p.approve_device(user_code, username)
+                    return _device_done("approved")
+            except ValueError:
+                return _error_page("invalid_request", "unknown, expired or already used user code")
+            return _error_page("invalid_request", "bad device form submission")
+        if user_code and grant is None:
+            return _error_page("invalid_request", "unknown, expired or already used user code")
+        body = render_template_string(
+            _DEVICE_PAGE,
+            action=request.path,
+            user_code=user_code,
+            users=self.p.usernames(),
+            selected=DEFAULT_USER,
+        )
+        return Response(body, 200, headers=_PAGE_HEADERS, mimetype="text/html")
 
     # -- revocation ----------------------------------------------------------
 
@@ -563,7 +1006,8 @@ class _Views:
 
     # -- protected resources -------------------------------------------------
 
-    def _bearer(self) -> _AccessToken | Response:
+    def _bearer(self, endpoint: str) -> _AccessToken | Response:
+        """The access token of a resource request (RFC 6750, or RFC 9449 with the DPoP scheme)."""
         if "access_token" in request.args or "access_token" in _form():
             return _json(
                 {
@@ -574,15 +1018,39 @@ class _Views:
                 {"WWW-Authenticate": 'Bearer error="invalid_request"'},
             )
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "dpop" and value.strip():
+            return self._dpop_bound(endpoint, value.strip())
         if scheme.lower() != "bearer" or not value.strip():
-            return _json(
+            response = _json(
                 {"error": "unauthorized", "error_description": "a bearer token is required"},
                 401,
                 {"WWW-Authenticate": 'Bearer realm="FakeProvider"'},
             )
+            if self.p.dpop:
+                response.headers.add("WWW-Authenticate", _challenge("DPoP", algs=" ".join(ASYMMETRIC_ALGORITHMS)))
+            return response
         token = self.p.get_access_token(value.strip())
         if token is None:
             return _invalid_token()
+        if token.jkt is not None:
+            return _dpop_challenge(
+                "invalid_token", "this token is DPoP-bound: send it with the DPoP scheme and a DPoP proof"
+            )
+        return token
+
+    def _dpop_bound(self, endpoint: str, value: str) -> _AccessToken | Response:
+        """``Authorization: DPoP <token>`` with a ``DPoP`` proof (RFC 9449 section 7)."""
+        token = self.p.get_access_token(value)
+        if token is None:
+            return _dpop_challenge("invalid_token", "the access token is invalid or expired")
+        if token.jkt is None:
+            return _dpop_challenge("invalid_token", "this token is not DPoP-bound: send it with the Bearer scheme")
+        try:
+            self._check_dpop_proof(endpoint, access_token=value, jkt=token.jkt)
+        except _DPoPError as exc:
+            if exc.use_nonce:
+                return _dpop_challenge("use_dpop_nonce", exc.description, nonce=self.p.dpop_nonce)
+            return _dpop_challenge("invalid_dpop_proof", exc.description)
         return token
 
     def userinfo(self) -> Response:
@@ -590,7 +1058,7 @@ class _Views:
         fault = self._fault("userinfo")
         if fault is not None and fault.status is not None:
             return _fault_response(fault)
-        token = self._bearer()
+        token = self._bearer("userinfo")
         if isinstance(token, Response):
             return token
         if token.user is None:
@@ -611,7 +1079,7 @@ class _Views:
         fault = self._fault("api")
         if fault is not None and fault.status is not None:
             return _fault_response(fault)
-        token = self._bearer()
+        token = self._bearer("api")
         if isinstance(token, Response):
             return token
         sub = token.client_id
@@ -643,8 +1111,9 @@ class _Views:
 
     def _metadata_document(self) -> dict[str, Any]:
         """RFC 8414 metadata, which is also the OpenID Connect Discovery document."""
-        auth_methods = ["client_secret_basic", "client_secret_post", "none"]
-        return {
+        auth_methods = list(_AUTH_METHODS_SUPPORTED)
+        signing_algs = [*ASYMMETRIC_ALGORITHMS, *HMAC_ALGORITHMS]
+        document: dict[str, Any] = {
             "issuer": self.p.issuer,
             "authorization_endpoint": self.p.authorize_url,
             "token_endpoint": self.p.token_url,
@@ -661,16 +1130,25 @@ class _Views:
                 "refresh_token",
                 "client_credentials",
                 "password",
+                DEVICE_CODE_GRANT,
             ],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [self.p.id_token_signing_alg],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": auth_methods,
+            "token_endpoint_auth_signing_alg_values_supported": signing_algs,
             "revocation_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint_auth_signing_alg_values_supported": signing_algs,
             "claims_supported": [*_PROTOCOL_CLAIMS, *sorted(set().union(*SCOPE_CLAIMS.values()))],
             "prompt_values_supported": sorted(_PROMPTS),
             "authorization_response_iss_parameter_supported": self.p.send_iss is not False,
+            "pushed_authorization_request_endpoint": self.p.par_url,
+            "require_pushed_authorization_requests": bool(self.p.require_par),
+            "device_authorization_endpoint": self.p.device_authorization_url,
         }
+        if self.p.dpop:
+            document["dpop_signing_alg_values_supported"] = list(ASYMMETRIC_ALGORITHMS)
+        return document
 
     # -- OpenID Connect ------------------------------------------------------
 
@@ -777,6 +1255,11 @@ def _parse_basic(header: str) -> tuple[str, str] | None:
 
 def _claimed_client(params: Mapping[str, str], authorization: str | None) -> tuple[str | None, str | None]:
     """The client id a request claims and how it authenticates (for the record)."""
+    if "client_assertion" in params and authorization is None:
+        sub = peek_claims(params["client_assertion"]).get("sub")
+        alg = str(peek_header(params["client_assertion"]).get("alg", ""))
+        claimed = params.get("client_id") or (sub if isinstance(sub, str) else None)
+        return claimed, "client_secret_jwt" if alg.startswith("HS") else "private_key_jwt"
     if authorization is not None:
         creds = _parse_basic(authorization)
         return (creds[0] if creds else params.get("client_id")), "client_secret_basic"
@@ -839,7 +1322,67 @@ def _oauth_error(exc: _OAuthError) -> Response:
     headers = dict(_NO_STORE)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="FakeProvider"'
+    headers.update(exc.headers)
     return _json({"error": exc.error, "error_description": exc.description}, exc.status, headers)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _htu(url: str) -> str:
+    """``url`` without query and fragment, normalised (RFC 3986 sections 6.2.2 and 6.2.3).
+
+    :raises ValueError: not a URL with a valid port.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(scheme)
+    netloc = host if port is None or port == default else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
+
+
+def _check_proof_claims(jws: Jws, method: str, url: str, access_token: str | None) -> None:
+    """The claims of a DPoP proof for a ``method`` request to ``url`` (RFC 9449 section 4.3)."""
+    claims = jws.claims
+    for name in ("jti", "htm", "htu", "iat"):
+        if name not in claims:
+            raise _DPoPError(f"the DPoP proof has no {name} claim")
+    if not isinstance(claims["jti"], str) or not claims["jti"]:
+        raise _DPoPError("the DPoP proof's jti must be a non-empty string")
+    if claims["htm"] != method:
+        raise _DPoPError(f"the DPoP proof's htm must be {method}")
+    try:
+        htu = _htu(claims["htu"]) if isinstance(claims["htu"], str) else None
+    except ValueError:
+        htu = None
+    if htu != url:
+        raise _DPoPError(f"the DPoP proof's htu must be {url}")
+    iat = claims["iat"]
+    if not _is_number(iat):
+        raise _DPoPError("the DPoP proof's iat must be a number")
+    now = time.time()
+    if iat > now + CLOCK_LEEWAY:
+        raise _DPoPError("the DPoP proof's iat is in the future")
+    if iat < now - DPOP_PROOF_MAX_AGE:
+        raise _DPoPError("the DPoP proof is too old (iat)")
+    if access_token is not None:
+        ath = claims.get("ath")
+        if ath is None:
+            raise _DPoPError("the DPoP proof has no ath claim (the hash of the access token)")
+        expected = b64url(hashlib.sha256(access_token.encode("utf-8")).digest())
+        if not isinstance(ath, str) or not hmac.compare_digest(ath, expected):
+            raise _DPoPError("the DPoP proof's ath does not match the access token")
+
+
+def _challenge(scheme: str, **params: str) -> str:
+    """A ``WWW-Authenticate`` challenge, its parameter values quoted (quotes and backslashes dropped)."""
+    rendered = ", ".join(f'{k}="{v.replace(chr(92), "").replace(chr(34), "")}"' for k, v in params.items())
+    return f"{scheme} {rendered}" if rendered else scheme
 
 
 def _invalid_token() -> Response:
@@ -848,6 +1391,20 @@ def _invalid_token() -> Response:
         401,
         {"WWW-Authenticate": 'Bearer error="invalid_token"'},
     )
+
+
+def _device_done(outcome: str) -> Response:
+    body = render_template_string(_DEVICE_DONE_PAGE, outcome=outcome)
+    return Response(body, 200, headers=_PAGE_HEADERS, mimetype="text/html")
+
+
+def _dpop_challenge(error: str, description: str, *, nonce: str | None = None) -> Response:
+    """A 401 of a protected resource with a DPoP challenge (RFC 9449 section 7.1)."""
+    challenge = _challenge("DPoP", error=error, error_description=description, algs=" ".join(ASYMMETRIC_ALGORITHMS))
+    headers = {"WWW-Authenticate": challenge, "Cache-Control": "no-store"}
+    if nonce is not None:
+        headers["DPoP-Nonce"] = nonce
+    return _json({"error": error, "error_description": description}, 401, headers)
 
 
 def _error_page(error: str, description: str) -> Response:

@@ -17,6 +17,7 @@ import json
 import secrets
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any
 from typing import Final
+from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -33,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import get_default_algorithms
 from jwt.utils import to_base64url_uint
 
+from ._jose import check_public_jwks
 from ._server import ServerThread
 
 #: Endpoint names accepted by :meth:`FakeProvider.set_fault` and :meth:`FakeProvider.calls`.
@@ -47,11 +50,28 @@ ENDPOINTS: Final = frozenset(
         "openid_configuration",
         "jwks",
         "logout",
+        "par",
+        "device_authorization",
+        "device",
     }
 )
 
 #: Client authentication methods accepted by :meth:`FakeProvider.register_client`.
-AUTH_METHODS: Final = frozenset({"client_secret_basic", "client_secret_post", "none", "any"})
+AUTH_METHODS: Final = frozenset(
+    {"client_secret_basic", "client_secret_post", "none", "any", "private_key_jwt", "client_secret_jwt"}
+)
+#: ``client_assertion_type`` of a JWT client assertion (RFC 7523 section 2.2).
+JWT_BEARER_ASSERTION: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: ``grant_type`` of the device authorization grant (RFC 8628 section 3.4).
+DEVICE_CODE_GRANT: Final = "urn:ietf:params:oauth:grant-type:device_code"
+#: Prefix of the ``request_uri`` values the PAR endpoint issues (RFC 9126 section 2.2).
+REQUEST_URI_PREFIX: Final = "urn:ietf:params:oauth:request_uri:"
+#: Clock skew tolerated on ``iat``/``exp`` of client assertions and DPoP proofs, in seconds.
+CLOCK_LEEWAY: Final = 60
+#: The longest lifetime (``exp`` - now) a client assertion may have, in seconds (plus the leeway).
+ASSERTION_MAX_LIFETIME: Final = 300
+#: How old (``iat``) a DPoP proof may be, in seconds.
+DPOP_PROOF_MAX_AGE: Final = 300
 
 DEFAULT_CLIENT_ID: Final = "demo-client"
 DEFAULT_CLIENT_SECRET: Final = "demo-secret"
@@ -180,7 +200,8 @@ class RecordedRequest:
     """
 
     #: One of :data:`ENDPOINTS`: ``"authorize"``, ``"token"``, ``"userinfo"``, ``"revoke"``,
-    #: ``"api"``, ``"metadata"``, ``"openid_configuration"``, ``"jwks"``, ``"logout"``.
+    #: ``"api"``, ``"metadata"``, ``"openid_configuration"``, ``"jwks"``, ``"logout"``,
+    #: ``"par"``, ``"device_authorization"``, ``"device"``.
     endpoint: str
     #: The HTTP method, e.g. ``"GET"``.
     method: str
@@ -188,8 +209,9 @@ class RecordedRequest:
     grant_type: str | None
     #: The client id the request claims (query, form, or HTTP Basic), if any.
     client_id: str | None
-    #: ``"client_secret_basic"``, ``"client_secret_post"``, ``"none"``, or ``None``
-    #: when the request carries no client identification (authorize and
+    #: ``"client_secret_basic"``, ``"client_secret_post"``, ``"private_key_jwt"``,
+    #: ``"client_secret_jwt"`` (a client assertion signed with an HMAC), ``"none"``,
+    #: or ``None`` when the request carries no client identification (authorize and
     #: resource requests always record ``None``).
     auth_method_used: str | None
     #: The ``application/x-www-form-urlencoded`` body parameters.
@@ -212,6 +234,8 @@ class _Client:
     redirect_uris: tuple[str, ...] | None
     auth_method: str
     post_logout_redirect_uris: tuple[str, ...] | None = None
+    jwks: tuple[dict[str, Any], ...] | None = None
+    jwks_uri: str | None = None
 
     @property
     def confidential(self) -> bool:
@@ -244,6 +268,7 @@ class _Code:
     used: bool = False
     nonce: str | None = None
     auth_time: int | None = None
+    dpop_jkt: str | None = None
 
 
 @dataclass
@@ -253,6 +278,8 @@ class _AccessToken:
     scopes: tuple[str, ...]
     expires_at: float
     grant_id: str
+    #: The RFC 7638 thumbprint of the DPoP key the token is bound to (``cnf.jkt``), if any.
+    jkt: str | None = None
 
 
 @dataclass
@@ -262,6 +289,61 @@ class _RefreshToken:
     scopes: tuple[str, ...]
     grant_id: str
     auth_time: int | None = None
+    #: A refresh token bound to a DPoP key: only a proof of that key may use it.
+    jkt: str | None = None
+
+
+@dataclass
+class _PushedRequest:
+    client_id: str
+    params: tuple[tuple[str, str], ...]
+    expires_at: float
+
+
+@dataclass
+class _DeviceGrant:
+    device_code: str
+    user_code: str
+    client_id: str
+    scopes: tuple[str, ...]
+    expires_at: float
+    interval: float
+    #: ``"pending"``, ``"approved"``, ``"denied"`` or ``"used"``.
+    status: str = "pending"
+    user: str | None = None
+    last_poll: float | None = None
+
+
+@dataclass(frozen=True)
+class DPoPProof:
+    """A DPoP proof (RFC 9449) that :class:`FakeProvider` checked (see :attr:`FakeProvider.dpop_proofs`).
+
+    Proofs are recorded whether they were accepted or not, but only where the
+    provider checks them: at the token and PAR endpoints when :attr:`FakeProvider.dpop`
+    is on, and at ``/userinfo`` and ``/api/notes`` with an ``Authorization: DPoP``
+    header. The raw ``DPoP`` header of every request is in
+    :attr:`RecordedRequest.headers` anyway.
+    """
+
+    #: ``"token"``, ``"par"``, ``"userinfo"`` or ``"api"``.
+    endpoint: str
+    #: The HTTP method of the request.
+    method: str
+    #: The request URL without query and fragment (what ``htu`` must be).
+    url: str
+    #: The proof JWT as received (empty when the request had several ``DPoP`` headers).
+    jwt: str
+    #: Its JOSE header (``typ``, ``alg``, ``jwk``), ``{}`` when it cannot be decoded.
+    header: dict[str, Any]
+    #: Its claims (``jti``, ``htm``, ``htu``, ``iat``, ``nonce``, ``ath``), ``{}`` when it cannot be decoded.
+    claims: dict[str, Any]
+    #: The RFC 7638 thumbprint of the header's ``jwk`` when it is a usable public key, else ``None``.
+    jkt: str | None
+    #: Whether the provider accepted the proof.
+    accepted: bool
+    #: Why it was refused: ``None`` when accepted, ``"use_dpop_nonce"`` when only the
+    #: nonce was missing or stale, else the ``error_description`` sent back.
+    error: str | None = None
 
 
 @dataclass
@@ -281,6 +363,14 @@ class _Options:
     id_token_ttl: int
     id_token_on_refresh: bool
     id_token_signing_alg: str
+    require_par: bool
+    par_ttl: int
+    dpop: bool
+    require_dpop_nonce: bool
+    dpop_bind_refresh_tokens: bool
+    device_interval: int
+    device_code_ttl: int
+    device_slow_down_increment: float
 
 
 @dataclass(frozen=True)
@@ -356,7 +446,17 @@ class FakeProvider:
       grant's scope contains ``openid`` (see :meth:`make_id_token` for its
       claims), ``GET /jwks`` (the public signing keys, see
       :meth:`rotate_keys`), ``GET /.well-known/openid-configuration``
-      (Discovery) and ``GET|POST /logout`` (RP-initiated logout).
+      (Discovery) and ``GET|POST /logout`` (RP-initiated logout);
+    * JWT client authentication, ``private_key_jwt`` and ``client_secret_jwt``
+      (RFC 7523, OpenID Connect Core 1.0 section 9), at every endpoint that
+      authenticates clients (see :meth:`register_client`);
+    * ``POST /par``: pushed authorization requests (RFC 9126), whose
+      ``request_uri`` the authorization endpoint then accepts;
+    * DPoP (RFC 9449), with ``dpop=True``: DPoP-bound tokens, proofs checked at
+      the token endpoint and the protected resources, server nonces;
+    * ``POST /device_authorization`` and the ``device_code`` grant (RFC 8628),
+      with a verification page at ``/device`` and :meth:`approve_device` /
+      :meth:`deny_device`.
 
     Usage::
 
@@ -397,6 +497,32 @@ class FakeProvider:
     :param id_token_signing_alg: ``"RS256"`` or ``"ES256"``: how the ID tokens
         the provider issues are signed, and the one value of the metadata's
         ``id_token_signing_alg_values_supported``.
+    :param require_par: authorization requests must be pushed (RFC 9126
+        section 5): the authorization endpoint refuses requests without a
+        ``request_uri``, and the metadata says
+        ``require_pushed_authorization_requests: true``.
+    :param par_ttl: lifetime in seconds of a ``request_uri`` from ``/par``
+        (its ``expires_in``).
+    :param dpop: support DPoP (RFC 9449): the metadata lists
+        ``dpop_signing_alg_values_supported``, and a token request with a
+        valid ``DPoP`` proof gets a DPoP-bound token (``token_type: DPoP``).
+        Without it, ``DPoP`` headers are ignored at the token endpoint and
+        tokens are bearer tokens.
+    :param require_dpop_nonce: DPoP proofs must carry the server's current
+        nonce (:attr:`dpop_nonce`, changed by :meth:`new_dpop_nonce`): without
+        it the token endpoint answers 400 ``use_dpop_nonce`` and the resources
+        401 ``WWW-Authenticate: DPoP error="use_dpop_nonce"``, both with a
+        ``DPoP-Nonce`` header.
+    :param dpop_bind_refresh_tokens: bind the refresh tokens of confidential
+        clients to the DPoP key too (those of public clients always are, as
+        RFC 9449 section 5 requires): a refresh then needs a proof of the same
+        key.
+    :param device_interval: the ``interval`` (seconds) of device authorization
+        responses: a poll of the ``device_code`` grant sooner than that after the
+        previous one is answered ``slow_down``.
+    :param device_code_ttl: lifetime of device and user codes, in seconds.
+    :param device_slow_down_increment: how much each ``slow_down`` adds to the
+        device code's interval (RFC 8628 section 3.5 says 5 seconds).
 
     Two more writable attributes, also restored by :meth:`reset`:
 
@@ -423,6 +549,14 @@ class FakeProvider:
         id_token_ttl: int = DEFAULT_ID_TOKEN_TTL,
         id_token_on_refresh: bool = True,
         id_token_signing_alg: str = "RS256",
+        require_par: bool = False,
+        par_ttl: int = 60,
+        dpop: bool = False,
+        require_dpop_nonce: bool = False,
+        dpop_bind_refresh_tokens: bool = False,
+        device_interval: int = 5,
+        device_code_ttl: int = 600,
+        device_slow_down_increment: float = 5,
     ) -> None:
         if id_token_signing_alg not in KEY_ALGORITHMS:
             raise ValueError(f"id_token_signing_alg must be one of {list(KEY_ALGORITHMS)}")
@@ -438,6 +572,14 @@ class FakeProvider:
             id_token_ttl=id_token_ttl,
             id_token_on_refresh=id_token_on_refresh,
             id_token_signing_alg=id_token_signing_alg,
+            require_par=require_par,
+            par_ttl=par_ttl,
+            dpop=dpop,
+            require_dpop_nonce=require_dpop_nonce,
+            dpop_bind_refresh_tokens=dpop_bind_refresh_tokens,
+            device_interval=device_interval,
+            device_code_ttl=device_code_ttl,
+            device_slow_down_increment=device_slow_down_increment,
         )
         self.auto_approve = auto_approve
         self.access_token_ttl = access_token_ttl
@@ -448,6 +590,14 @@ class FakeProvider:
         self.id_token_ttl = id_token_ttl
         self.id_token_on_refresh = id_token_on_refresh
         self.id_token_signing_alg = id_token_signing_alg
+        self.require_par = require_par
+        self.par_ttl = par_ttl
+        self.dpop = dpop
+        self.require_dpop_nonce = require_dpop_nonce
+        self.dpop_bind_refresh_tokens = dpop_bind_refresh_tokens
+        self.device_interval = device_interval
+        self.device_code_ttl = device_code_ttl
+        self.device_slow_down_increment = device_slow_down_increment
         self.userinfo_sub: str | None = None
         self.metadata_overrides: dict[str, Any] = {}
 
@@ -466,6 +616,16 @@ class FakeProvider:
         self._initial_keys: tuple[SigningKey, ...] = ()
         #: Provider-side login sessions: username -> auth_time.
         self._sessions: dict[str, int] = {}
+        #: Pushed authorization requests by request_uri.
+        self._pushed: dict[str, _PushedRequest] = {}
+        #: Device authorization grants by device_code.
+        self._devices: dict[str, _DeviceGrant] = {}
+        #: Seen ``jti`` values (client assertions by (client_id, jti), DPoP proofs by
+        #: (jkt, jti)) with when they may be forgotten.
+        self._assertion_jtis: dict[tuple[str, str], float] = {}
+        self._dpop_jtis: dict[tuple[str, str], float] = {}
+        self._dpop_proofs: list[DPoPProof] = []
+        self._dpop_nonce = secrets.token_urlsafe(16)
         self._restore_defaults()
 
         from ._views import create_app
@@ -584,6 +744,21 @@ class FakeProvider:
         return self.url + "/logout"
 
     @property
+    def par_url(self) -> str:
+        """The RFC 9126 pushed authorization request endpoint."""
+        return self.url + "/par"
+
+    @property
+    def device_authorization_url(self) -> str:
+        """The RFC 8628 device authorization endpoint."""
+        return self.url + "/device_authorization"
+
+    @property
+    def device_verification_url(self) -> str:
+        """The page where a user enters a device's user code (``verification_uri``)."""
+        return self.url + "/device"
+
+    @property
     def client_id(self) -> str:
         """The id of the pre-registered confidential client."""
         return DEFAULT_CLIENT_ID
@@ -603,28 +778,54 @@ class FakeProvider:
         redirect_uris: Iterable[str] | None = None,
         auth_method: str = "client_secret_basic",
         post_logout_redirect_uris: Iterable[str] | None = None,
+        jwks: Mapping[str, Any] | None = None,
+        jwks_uri: str | None = None,
     ) -> None:
         """Register (or replace) a client.
 
         :param client_secret: required unless ``auth_method`` is ``"none"``
-            (a public client), where it must be ``None``.
+            (a public client), where it must be ``None``, or
+            ``"private_key_jwt"``, where it is optional and unused.
         :param redirect_uris: exact redirect URIs allowed; ``None`` allows any
             absolute http(s) URI without a fragment.
-        :param auth_method: how the client must authenticate at the token and
-            revocation endpoints: ``"client_secret_basic"``,
-            ``"client_secret_post"``, ``"none"``, or ``"any"`` (basic or post).
+        :param auth_method: how the client must authenticate at the token,
+            revocation, PAR and device authorization endpoints:
+            ``"client_secret_basic"``, ``"client_secret_post"``, ``"none"``,
+            ``"any"`` (basic or post), ``"private_key_jwt"`` (a client
+            assertion signed with one of the client's keys, ``jwks`` or
+            ``jwks_uri``) or ``"client_secret_jwt"`` (a client assertion signed
+            with the client secret, ``HS256``/``HS384``/``HS512``).
         :param post_logout_redirect_uris: exact URIs the logout endpoint may
             redirect this client's users to; ``None`` allows any absolute
             http(s) URI without a fragment, ``[]`` none at all.
+        :param jwks: for ``private_key_jwt``: the client's public keys, a JWK
+            Set ``{"keys": [...]}`` (private key members are refused).
+        :param jwks_uri: for ``private_key_jwt``, instead of ``jwks``: an
+            http(s) URL the provider fetches the client's JWK Set from, at each
+            client authentication (so a key rotation is seen at once).
         """
         if auth_method not in AUTH_METHODS:
             raise ValueError(f"unknown auth_method {auth_method!r}")
-        if (auth_method == "none") != (client_secret is None):
-            raise ValueError("a client has a secret if and only if auth_method is not 'none'")
+        if auth_method == "none" and client_secret is not None:
+            raise ValueError("a public client (auth_method 'none') has no client_secret")
+        if auth_method not in ("none", "private_key_jwt") and client_secret is None:
+            raise ValueError(f"auth_method {auth_method!r} needs a client_secret")
+        keys: tuple[dict[str, Any], ...] | None = None
+        if auth_method == "private_key_jwt":
+            if (jwks is None) == (jwks_uri is None):
+                raise ValueError("private_key_jwt needs exactly one of jwks and jwks_uri")
+            if jwks is not None:
+                keys = tuple(check_public_jwks(jwks))
+            elif jwks_uri is not None and urlsplit(jwks_uri).scheme not in ("http", "https"):
+                raise ValueError("jwks_uri must be an http(s) URL")
+        elif jwks is not None or jwks_uri is not None:
+            raise ValueError("jwks and jwks_uri are only for auth_method 'private_key_jwt'")
         uris = None if redirect_uris is None else tuple(redirect_uris)
         logout_uris = None if post_logout_redirect_uris is None else tuple(post_logout_redirect_uris)
         with self._lock:
-            self._clients[client_id] = _Client(client_id, client_secret, uris, auth_method, logout_uris)
+            self._clients[client_id] = _Client(
+                client_id, client_secret, uris, auth_method, logout_uris, jwks=keys, jwks_uri=jwks_uri
+            )
 
     def add_user(self, username: str, password: str, **claims: Any) -> None:
         """Add (or replace) a user; ``claims`` are what ``/userinfo`` returns.
@@ -648,6 +849,7 @@ class FakeProvider:
         scopes: Iterable[str] = DEFAULT_SCOPE,
         expires_in: int = 3600,
         refresh: bool = True,
+        dpop_jkt: str | None = None,
     ) -> dict[str, Any]:
         """Mint a token directly, without any HTTP request.
 
@@ -662,6 +864,10 @@ class FakeProvider:
 
         :param client_id: defaults to the pre-registered client.
         :param scopes: scope tokens (a space-separated string also works).
+        :param dpop_jkt: bind the token to the DPoP key with this RFC 7638
+            thumbprint (see :func:`~flask_oauth2_client.testing.jwk_thumbprint`):
+            ``token_type`` is then ``"DPoP"``, and the refresh token is bound
+            too for a public client or with :attr:`dpop_bind_refresh_tokens`.
         """
         cid = DEFAULT_CLIENT_ID if client_id is None else client_id
         scope_list = tuple(scopes.split() if isinstance(scopes, str) else scopes)
@@ -677,6 +883,7 @@ class FakeProvider:
             expires_in=expires_in,
             refresh=refresh and user is not None,
             id_token="openid" in scope_list,
+            jkt=dpop_jkt,
         )
 
     def expire_access_tokens(self) -> None:
@@ -888,6 +1095,59 @@ class FakeProvider:
             else:
                 self._sessions.pop(user, None)
 
+    # -- device authorization grant (RFC 8628) --------------------------------
+
+    def approve_device(self, user_code: str, username: str = DEFAULT_USER) -> None:
+        """Approve the pending device authorization with ``user_code`` as ``username``.
+
+        What a user does on the verification page. The next poll of the
+        ``device_code`` grant gets the tokens. ``user_code`` is compared
+        ignoring case, spaces and dashes.
+
+        :raises ValueError: unknown user, or no pending, unexpired device
+            authorization with that user code.
+        """
+        if self.get_user(username) is None:
+            raise ValueError(f"unknown user {username!r}")
+        self._decide_device(user_code, username)
+
+    def deny_device(self, user_code: str) -> None:
+        """Deny the pending device authorization with ``user_code``: its polls get ``access_denied``.
+
+        :raises ValueError: no pending, unexpired device authorization with that user code.
+        """
+        self._decide_device(user_code, None)
+
+    def pending_user_codes(self) -> list[str]:
+        """The user codes of the device authorizations awaiting a decision, oldest first."""
+        now = time.time()
+        with self._lock:
+            return [g.user_code for g in self._devices.values() if g.status == "pending" and g.expires_at > now]
+
+    # -- DPoP (RFC 9449) -----------------------------------------------------
+
+    @property
+    def dpop_nonce(self) -> str:
+        """The server's current DPoP nonce (what ``DPoP-Nonce`` headers carry)."""
+        with self._lock:
+            return self._dpop_nonce
+
+    def new_dpop_nonce(self) -> str:
+        """Replace the DPoP nonce with a new random one and return it.
+
+        With :attr:`require_dpop_nonce`, proofs carrying the previous nonce are
+        then answered ``use_dpop_nonce`` with the new one.
+        """
+        with self._lock:
+            self._dpop_nonce = secrets.token_urlsafe(16)
+            return self._dpop_nonce
+
+    @property
+    def dpop_proofs(self) -> list[DPoPProof]:
+        """A copy of the list of DPoP proofs the provider checked, oldest first (see :class:`DPoPProof`)."""
+        with self._lock:
+            return list(self._dpop_proofs)
+
     # -- faults --------------------------------------------------------------
 
     def set_fault(self, endpoint: str, fault: Fault) -> None:
@@ -895,8 +1155,9 @@ class FakeProvider:
 
         :param endpoint: one of :data:`ENDPOINTS`: ``"authorize"``,
             ``"token"``, ``"userinfo"``, ``"revoke"``, ``"api"``,
-            ``"metadata"`` (RFC 8414), ``"openid_configuration"``, ``"jwks"``
-            or ``"logout"``.
+            ``"metadata"`` (RFC 8414), ``"openid_configuration"``, ``"jwks"``,
+            ``"logout"``, ``"par"`` (RFC 9126), ``"device_authorization"``
+            (RFC 8628) or ``"device"`` (the device verification page).
         """
         _check_endpoint(endpoint)
         with self._lock:
@@ -929,8 +1190,9 @@ class FakeProvider:
             return list(self._requests)
 
     def reset(self) -> None:
-        """Forget tokens, codes, faults, recorded requests, sessions and added
-        clients and users; restore the default client, user, constructor
+        """Forget tokens, codes, faults, recorded requests, sessions, pushed
+        requests, device codes, seen ``jti`` values, DPoP proofs and added
+        clients and users; pick a new DPoP nonce; restore the default client, user, constructor
         options and attributes, and the signing keys the provider started
         with (undoing :meth:`rotate_keys`).
 
@@ -950,8 +1212,22 @@ class FakeProvider:
         self.id_token_ttl = opts.id_token_ttl
         self.id_token_on_refresh = opts.id_token_on_refresh
         self.id_token_signing_alg = opts.id_token_signing_alg
+        self.require_par = opts.require_par
+        self.par_ttl = opts.par_ttl
+        self.dpop = opts.dpop
+        self.require_dpop_nonce = opts.require_dpop_nonce
+        self.dpop_bind_refresh_tokens = opts.dpop_bind_refresh_tokens
+        self.device_interval = opts.device_interval
+        self.device_code_ttl = opts.device_code_ttl
+        self.device_slow_down_increment = opts.device_slow_down_increment
         self.userinfo_sub = None
         self.metadata_overrides = {}
+        self._pushed.clear()
+        self._devices.clear()
+        self._assertion_jtis.clear()
+        self._dpop_jtis.clear()
+        self._dpop_proofs.clear()
+        self._dpop_nonce = secrets.token_urlsafe(16)
         if self._initial_keys:
             self._keys = list(self._initial_keys)
             self._current_keys = {k.alg: k for k in self._initial_keys}
@@ -1020,6 +1296,7 @@ class FakeProvider:
         *,
         nonce: str | None = None,
         auth_time: int | None = None,
+        dpop_jkt: str | None = None,
     ) -> str:
         code = secrets.token_urlsafe(32)
         with self._lock:
@@ -1034,6 +1311,7 @@ class FakeProvider:
                 grant_id=secrets.token_hex(8),
                 nonce=nonce,
                 auth_time=auth_time,
+                dpop_jkt=dpop_jkt,
             )
         return code
 
@@ -1072,11 +1350,15 @@ class FakeProvider:
         nonce: str | None = None,
         auth_time: int | None = None,
         id_token_override: IDTokenSource | None = None,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         """Create an access token (and a refresh token, and an ID token); return the response JSON.
 
         An ID token is added when ``user`` is set and ``id_token`` is true, or
-        as ``id_token_override`` says (see :attr:`Fault.id_token`).
+        as ``id_token_override`` says (see :attr:`Fault.id_token`). With
+        ``jkt``, the access token is bound to that DPoP key (``token_type``
+        ``DPoP``), and so is the refresh token for a public client or with
+        :attr:`dpop_bind_refresh_tokens`.
         """
         ttl = self.access_token_ttl if expires_in is None else expires_in
         gid = secrets.token_hex(8) if grant_id is None else grant_id
@@ -1084,15 +1366,18 @@ class FakeProvider:
         when = int(time.time()) if auth_time is None else auth_time
         payload: dict[str, Any] = {
             "access_token": access,
-            "token_type": "Bearer",
+            "token_type": "Bearer" if jkt is None else "DPoP",
             "expires_in": ttl,
         }
         with self._lock:
-            self._access_tokens[access] = _AccessToken(client_id, user, scopes, time.time() + ttl, gid)
+            self._access_tokens[access] = _AccessToken(client_id, user, scopes, time.time() + ttl, gid, jkt)
             if refresh and user is not None:
                 rt = secrets.token_urlsafe(32)
                 kept_scopes = scopes if refresh_scopes is None else refresh_scopes
-                self._refresh_tokens[rt] = _RefreshToken(client_id, user, kept_scopes, gid, when)
+                client = self._clients.get(client_id)
+                public = client is not None and not client.confidential
+                bound = jkt if public or self.dpop_bind_refresh_tokens else None
+                self._refresh_tokens[rt] = _RefreshToken(client_id, user, kept_scopes, gid, when, bound)
                 payload["refresh_token"] = rt
         payload["scope"] = " ".join(scopes)
         if user is not None and (id_token or id_token_override is not None):
@@ -1255,6 +1540,132 @@ class FakeProvider:
             if entry is not None:
                 self.revoke_grant(entry.grant_id)
 
+    # -- internal API: JWT client authentication, PAR, DPoP, devices ------------
+    # (underscored so that the API reference, which documents FakeProvider's members, skips them)
+
+    def _client_keys(self, client: _Client) -> list[dict[str, Any]]:
+        """The public keys of a ``private_key_jwt`` client, fetched from its ``jwks_uri`` if need be.
+
+        :raises ValueError: the ``jwks_uri`` cannot be fetched or is not a public JWK Set.
+        """
+        if client.jwks is not None:
+            return [dict(k) for k in client.jwks]
+        if client.jwks_uri is None:
+            return []
+        # http(s) only: checked by register_client.
+        req = urllib.request.Request(client.jwks_uri, headers={"Accept": "application/json"})  # noqa: S310
+        try:
+            with urllib.request.urlopen(req, timeout=5) as answer:  # noqa: S310
+                document = json.loads(answer.read(1 << 20))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"could not fetch the client's jwks_uri ({type(exc).__name__})") from None
+        return check_public_jwks(document)
+
+    def _use_assertion_jti(self, client_id: str, jti: str, forget_at: float) -> bool:
+        """Remember a client assertion's ``jti``; ``False`` when it was seen before (a replay)."""
+        return self._use_jti(self._assertion_jtis, (client_id, jti), forget_at)
+
+    def _use_dpop_jti(self, jkt: str, jti: str, forget_at: float) -> bool:
+        """Remember a DPoP proof's ``jti``; ``False`` when it was seen before (a replay)."""
+        return self._use_jti(self._dpop_jtis, (jkt, jti), forget_at)
+
+    def _use_jti(self, seen: dict[tuple[str, str], float], key: tuple[str, str], forget_at: float) -> bool:
+        now = time.time()
+        with self._lock:
+            for old in [k for k, until in seen.items() if until < now]:
+                del seen[old]
+            if key in seen:
+                return False
+            seen[key] = forget_at
+            return True
+
+    def _record_dpop_proof(self, proof: DPoPProof) -> None:
+        with self._lock:
+            self._dpop_proofs.append(proof)
+
+    def _push_request(self, client_id: str, params: Iterable[tuple[str, str]]) -> tuple[str, int]:
+        """Store a pushed authorization request; return its ``request_uri`` and lifetime."""
+        request_uri = REQUEST_URI_PREFIX + secrets.token_urlsafe(24)
+        with self._lock:
+            ttl = self.par_ttl
+            self._pushed[request_uri] = _PushedRequest(client_id, tuple(params), time.time() + ttl)
+        return request_uri, ttl
+
+    def _pushed_request(self, request_uri: str, client_id: str, *, consume: bool) -> _PushedRequest | str:
+        """The pushed request behind ``request_uri`` (used up when ``consume``), or why there is none."""
+        with self._lock:
+            entry = self._pushed.get(request_uri)
+            if entry is None:
+                return "unknown or already used request_uri"
+            if entry.client_id != client_id:
+                return "the request_uri was issued to another client"
+            if entry.expires_at <= time.time():
+                del self._pushed[request_uri]
+                return "the request_uri has expired"
+            if consume:
+                del self._pushed[request_uri]
+            return entry
+
+    def _create_device_grant(self, client_id: str, scopes: tuple[str, ...]) -> _DeviceGrant:
+        """Start a device authorization; return (a copy of) it."""
+        with self._lock:
+            user_code = _new_user_code()
+            while any(_same_user_code(user_code, g.user_code) for g in self._devices.values()):
+                user_code = _new_user_code()
+            grant = _DeviceGrant(
+                device_code=secrets.token_urlsafe(32),
+                user_code=user_code,
+                client_id=client_id,
+                scopes=scopes,
+                expires_at=time.time() + self.device_code_ttl,
+                interval=self.device_interval,
+            )
+            self._devices[grant.device_code] = grant
+            return replace(grant)
+
+    def _pending_device(self, user_code: str) -> _DeviceGrant | None:
+        """(A copy of) the pending, unexpired device authorization with ``user_code``."""
+        now = time.time()
+        with self._lock:
+            for grant in self._devices.values():
+                if grant.status == "pending" and grant.expires_at > now and _same_user_code(user_code, grant.user_code):
+                    return replace(grant)
+            return None
+
+    def _decide_device(self, user_code: str, username: str | None) -> None:
+        """Approve (as ``username``) or deny (``None``) a pending device authorization."""
+        with self._lock:
+            found = self._pending_device(user_code)
+            if found is None:
+                raise ValueError("no pending device authorization has this user code (unknown, decided or expired)")
+            grant = self._devices[found.device_code]
+            grant.status = "denied" if username is None else "approved"
+            grant.user = username
+
+    def _poll_device(self, device_code: str, client_id: str) -> _DeviceGrant | tuple[str, str]:
+        """A poll of the ``device_code`` grant: the approved grant (now used up), or ``(error, description)``."""
+        now = time.time()
+        with self._lock:
+            grant = self._devices.get(device_code)
+            if grant is None:
+                return "invalid_grant", "unknown device_code"
+            if grant.client_id != client_id:
+                return "invalid_grant", "the device_code was issued to another client"
+            if grant.status == "used":
+                return "invalid_grant", "the device_code was already used"
+            if grant.expires_at <= now:
+                return "expired_token", "the device_code has expired"
+            if grant.status == "denied":
+                return "access_denied", "the user denied the authorization request"
+            if grant.status == "approved":
+                grant.status = "used"
+                return replace(grant)
+            last, grant.last_poll = grant.last_poll, now
+            if last is not None and now - last < grant.interval:
+                grant.interval += self.device_slow_down_increment
+                return "slow_down", f"polling too fast: wait at least {grant.interval:g} seconds between requests"
+            return "authorization_pending", "the user has not yet approved the authorization request"
+
     def revoke_grant(self, grant_id: str) -> None:
         """Revoke every access and refresh token of one authorization grant."""
         with self._lock:
@@ -1306,6 +1717,24 @@ def _merged(base: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dic
         else:
             result[name] = value
     return result
+
+
+_USER_CODE_ALPHABET: Final = "BCDFGHJKLMNPQRSTVWXZ"  # RFC 8628 section 6.1: no vowels, no digits
+
+
+def _new_user_code() -> str:
+    """A user code like ``"BDFG-HJKL"`` (RFC 8628 section 6.1)."""
+    letters = "".join(secrets.choice(_USER_CODE_ALPHABET) for _ in range(8))
+    return f"{letters[:4]}-{letters[4:]}"
+
+
+def _same_user_code(given: str, expected: str) -> bool:
+    """Compare user codes ignoring case, spaces and dashes."""
+
+    def norm(code: str) -> str:
+        return "".join(c for c in code.upper() if c.isalnum())
+
+    return hmac.compare_digest(norm(given).encode(), norm(expected).encode())
 
 
 def _no_id_token(_: dict[str, Any]) -> None:

@@ -7,25 +7,42 @@ oidc_provider/package.json) run by oidc_provider/launcher.mjs as a real authoriz
 test's own (short token lifetimes, key rotation without disturbing other tests, ...).
 
 Without ``node``/``npm`` the tests are skipped, except under ``CI=true``, where they fail.
+
+For private_key_jwt / client_secret_jwt, DPoP and friends: :func:`make_client_key` makes a client
+key pair (private and public JWK, PEM), :func:`client_assertion` signs an RFC 7523 client assertion,
+:func:`dpop_proof` an RFC 9449 proof, and :func:`serve_jwks` / the ``jwks_server`` fixture serve a
+client's JWKS over http://127.0.0.1 for a client registered with ``jwks_uri`` (start the provider
+with ``fetch_loopback=True`` so that oidc-provider may fetch it).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 HERE = Path(__file__).resolve().parent
 PACKAGE_DIR = HERE / "oidc_provider"
@@ -49,6 +66,10 @@ DEFAULT_CLIENT: dict[str, Any] = {
 }
 #: Scopes known besides openid/offline_access/profile/email; client_credentials tokens carry these.
 DEFAULT_SCOPES = ["api:read", "api:write"]
+#: ``client_assertion_type`` of RFC 7523 client authentication.
+JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: ``grant_type`` of the device authorization grant (RFC 8628); clients need it in ``grant_types``.
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 def _unavailable(reason: str) -> None:
@@ -200,9 +221,169 @@ class OIDCProvider:
 ProviderFactory = Callable[..., OIDCProvider]
 
 
+# -- client keys, assertions, DPoP proofs, a JWKS server ----------------------------------------------
+
+
+@dataclass
+class ClientKey:
+    """A client's signing key pair (for private_key_jwt, DPoP, signed request objects)."""
+
+    alg: str
+    kid: str
+    private_key: Any  # a cryptography private key
+
+    @property
+    def public_jwk(self) -> dict[str, Any]:
+        """The public JWK (with ``kid``, ``alg``, ``use``), for a client's ``jwks`` / ``jwks_uri``."""
+        algorithm = jwt.get_algorithm_by_name(self.alg)
+        jwk = dict(json.loads(algorithm.to_jwk(self.private_key.public_key())))
+        jwk.pop("key_ops", None)
+        return {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
+
+    @property
+    def private_jwk(self) -> dict[str, Any]:
+        algorithm = jwt.get_algorithm_by_name(self.alg)
+        jwk = dict(json.loads(algorithm.to_jwk(self.private_key)))
+        jwk.pop("key_ops", None)
+        return {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
+
+    @property
+    def private_pem(self) -> str:
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.public_jwk]}
+
+    def sign(self, claims: dict[str, Any], headers: dict[str, Any] | None = None) -> str:
+        return jwt.encode(claims, self.private_key, algorithm=self.alg, headers={"kid": self.kid, **(headers or {})})
+
+
+def make_client_key(alg: str = "ES256", kid: str | None = None) -> ClientKey:
+    """A fresh key pair: ``ES256`` (P-256), ``RS256``/``PS256`` (RSA 2048) or ``EdDSA`` (Ed25519).
+    oidc-provider 9 accepts HS256, RS256, PS256, ES256, Ed25519/EdDSA for client assertions, and
+    ES256, Ed25519/EdDSA (not RSA) for DPoP proofs."""
+    if alg == "ES256":
+        key: Any = ec.generate_private_key(ec.SECP256R1())
+    elif alg in ("RS256", "PS256"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif alg == "EdDSA":
+        key = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise ValueError(f"unsupported alg {alg}")
+    return ClientKey(alg=alg, kid=kid or f"{alg.lower()}-{uuid.uuid4().hex[:8]}", private_key=key)
+
+
+def client_assertion(
+    client_id: str,
+    audience: str | list[str],
+    *,
+    key: ClientKey | None = None,
+    secret: str | None = None,
+    jti: str | None = None,
+    lifetime: int = 60,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """An RFC 7523 client assertion: signed with *key* (private_key_jwt) or HS256 with *secret*
+    (client_secret_jwt). oidc-provider 9 requires ``iss`` = ``sub`` = client_id, ``aud``, ``jti``
+    and ``exp``; see test_harness_beyond.py for the audiences it accepts."""
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "jti": jti or uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + lifetime,
+        **(extra or {}),
+    }
+    if key is not None:
+        return key.sign(claims)
+    if secret is None:
+        raise ValueError("a key or a secret is needed")
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def dpop_proof(
+    key: ClientKey,
+    method: str,
+    url: str,
+    *,
+    access_token: str | None = None,
+    nonce: str | None = None,
+    jti: str | None = None,
+    iat: int | None = None,
+) -> str:
+    """An RFC 9449 DPoP proof: ``typ`` dpop+jwt, the public ``jwk`` in the header, ``htm``,
+    ``htu`` (query and fragment are ignored by the provider), ``iat``, ``jti``, and ``ath`` (the
+    access token's SHA-256, base64url) when *access_token* is given."""
+    claims: dict[str, Any] = {
+        "htm": method,
+        "htu": url,
+        "iat": int(time.time()) if iat is None else iat,
+        "jti": jti or uuid.uuid4().hex,
+    }
+    if access_token is not None:
+        digest = hashlib.sha256(access_token.encode()).digest()
+        claims["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    if nonce is not None:
+        claims["nonce"] = nonce
+    public = {name: value for name, value in key.public_jwk.items() if name not in ("kid", "alg", "use")}
+    return jwt.encode(claims, key.private_key, algorithm=key.alg, headers={"typ": "dpop+jwt", "jwk": public})
+
+
+class JWKSServer:
+    """A client's JWKS at ``url`` (http://127.0.0.1:<port>/jwks.json), served from a thread.
+    ``keys`` can be changed at any time; ``hits`` counts the GET requests served."""
+
+    def __init__(self, keys: list[dict[str, Any]] | None = None, *, cache_control: str | None = None) -> None:
+        self.keys: list[dict[str, Any]] = list(keys or [])
+        self.cache_control = cache_control
+        self.hits = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] != "/jwks.json":
+                    self.send_error(404)
+                    return
+                server.hits += 1
+                body = json.dumps({"keys": server.keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if server.cache_control:
+                    self.send_header("Cache-Control", server.cache_control)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/jwks.json"
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def serve_jwks(keys: list[dict[str, Any]] | None = None, *, cache_control: str | None = None) -> JWKSServer:
+    """Start a :class:`JWKSServer`; call ``stop()`` when done (or use the ``jwks_server`` fixture)."""
+    return JWKSServer(keys, cache_control=cache_control)
+
+
 def start_provider(workdir: Path, *, clients: list[dict[str, Any]] | None = None, **options: Any) -> OIDCProvider:
     """Start launcher.mjs on a free 127.0.0.1 port; *options* are further launcher config keys
-    (``ttl``, ``features``, ``scopes``, ``resource_servers``, ``issue_refresh_token``, ...)."""
+    (``ttl``, ``features``, ``scopes``, ``resource_servers``, ``issue_refresh_token``, ``dpop``, ``par``,
+    ``device_flow``, ``fetch_loopback``, ...; see launcher.mjs's header)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = {"scopes": DEFAULT_SCOPES, **options, "clients": copy.deepcopy(clients or [DEFAULT_CLIENT])}
     config_path = workdir / "config.json"
@@ -282,3 +463,13 @@ def oidc_provider_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def oidc_provider(oidc_provider_factory: ProviderFactory) -> OIDCProvider:
     """One oidc-provider for the whole session, with ``DEFAULT_CLIENT``."""
     return oidc_provider_factory()
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JWKSServer]:
+    """An empty :class:`JWKSServer` for the test (set ``jwks_server.keys``); stopped afterwards."""
+    server = serve_jwks()
+    try:
+        yield server
+    finally:
+        server.stop()

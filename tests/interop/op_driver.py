@@ -6,6 +6,9 @@ oidc-provider's ``devInteractions``), confirms the consent form, and stops at th
 that leaves the provider. That URL -- normally our ``/oauth2/<name>/callback?code=...&state=...&iss=...``
 on the Flask test client's ``http://localhost`` -- is returned, not followed.
 
+For the device authorization grant (RFC 8628), :func:`approve_device` and :func:`deny_device` play
+the user at the verification page instead: enter (or confirm) the user code, log in, consent.
+
 Import as ``from interop.op_driver import authorize``.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field
 from html.parser import HTMLParser
+from urllib.parse import parse_qs
 from urllib.parse import urljoin
 from urllib.parse import urlsplit
 
@@ -173,3 +177,143 @@ def logout(end_session_url: str, *, session: requests.Session, form: dict[str, s
             return location
         response = session.get(location, allow_redirects=False, timeout=TIMEOUT)
     raise OPDriverError("logout did not settle")
+
+
+# -- device authorization grant (RFC 8628): the user's side ------------------------------------------
+
+#: What oidc-provider's default device-flow pages say (features.deviceFlow.successSource and
+#: userCodeInputSource): the sign-in is complete, or the user aborted it.
+DEVICE_SUCCESS_TEXT = "Sign-in Success"
+DEVICE_ABORTED_TEXT = "The Sign-in request was interrupted"
+DEVICE_INPUT_FORM = "op.deviceInputForm"
+DEVICE_CONFIRM_FORM = "op.deviceConfirmForm"
+
+
+@dataclass
+class DeviceOutcome:
+    """Where the user's side of a device flow ended: ``"approved"`` (the success page), ``"aborted"``
+    (the user aborted at the confirmation or consent page) or ``"error"`` (e.g. an unknown, expired
+    or already used user code: the input page again, with an error message)."""
+
+    outcome: str
+    response: requests.Response
+
+
+def approve_device(
+    verification_uri: str,
+    *,
+    user_code: str | None = None,
+    session: requests.Session | None = None,
+    username: str = "alice",
+    password: str = "any-password",
+) -> requests.Response:
+    """Approve a device authorization as the user: open *verification_uri* (the
+    ``verification_uri_complete`` of the device authorization response, or its
+    ``verification_uri`` together with *user_code*), confirm the code, log in and consent.
+
+    Returns the provider's success page; raises :class:`OPDriverError` if the provider did not get
+    there. Afterwards the device's next poll at the token endpoint gets the tokens.
+    """
+    result = device_flow(verification_uri, user_code=user_code, session=session, username=username, password=password)
+    if result.outcome != "approved":
+        raise OPDriverError(
+            f"device flow ended {result.outcome} at {result.response.url}: {result.response.text[:2000]}"
+        )
+    return result.response
+
+
+def deny_device(
+    verification_uri: str,
+    *,
+    user_code: str | None = None,
+    session: requests.Session | None = None,
+    username: str = "alice",
+    password: str = "any-password",
+    at: str = "confirm",
+) -> requests.Response:
+    """Abort a device authorization as the user, at the code confirmation page (``at="confirm"``,
+    before logging in) or at the consent page (``at="consent"``). The device's next poll gets
+    ``access_denied``. Returns the provider's "interrupted" page."""
+    if at not in ("confirm", "consent"):
+        raise ValueError("at must be 'confirm' or 'consent'")
+    result = device_flow(
+        verification_uri,
+        user_code=user_code,
+        session=session,
+        username=username,
+        password=password,
+        confirm=at != "confirm",
+        consent=at != "consent",
+    )
+    if result.outcome != "aborted":
+        raise OPDriverError(
+            f"device flow ended {result.outcome} at {result.response.url}: {result.response.text[:2000]}"
+        )
+    return result.response
+
+
+def device_flow(
+    verification_uri: str,
+    *,
+    user_code: str | None = None,
+    session: requests.Session | None = None,
+    username: str = "alice",
+    password: str = "any-password",
+    confirm: bool = True,
+    consent: bool = True,
+) -> DeviceOutcome:
+    """The user's side of a device flow, step by step, to whatever page it ends on (see
+    :func:`approve_device` and :func:`deny_device`, which check the outcome)."""
+    if session is None:
+        with requests.Session() as browser:
+            return _device_flow(browser, verification_uri, user_code, username, password, confirm, consent)
+    return _device_flow(session, verification_uri, user_code, username, password, confirm, consent)
+
+
+def _device_flow(
+    browser: requests.Session,
+    verification_uri: str,
+    user_code: str | None,
+    username: str,
+    password: str,
+    confirm: bool,
+    consent: bool,
+) -> DeviceOutcome:
+    if user_code is None:
+        user_code = parse_qs(urlsplit(verification_uri).query).get("user_code", [None])[0]
+    code_entered = False
+    response = browser.get(verification_uri, allow_redirects=False, timeout=TIMEOUT)
+    for _ in range(MAX_STEPS):
+        if response.is_redirect:
+            location = urljoin(response.url, response.headers["Location"])
+            response = browser.get(location, allow_redirects=False, timeout=TIMEOUT)
+            continue
+        if response.status_code == 200 and DEVICE_SUCCESS_TEXT in response.text:
+            return DeviceOutcome("approved", response)
+        if DEVICE_ABORTED_TEXT in response.text:
+            return DeviceOutcome("aborted", response)
+        if "html" not in response.headers.get("Content-Type", ""):
+            return DeviceOutcome("error", response)
+        forms = parse_forms(response.text)
+        if any(form.fields.get("prompt") in ("login", "consent") for form in forms):
+            response = _answer_page(browser, response, username=username, password=password, consent=consent)
+            continue
+        form = next((form for form in forms if "user_code" in form.fields and "xsrf" in form.fields), None)
+        if form is None:
+            return DeviceOutcome("error", response)
+        action = urljoin(response.url, form.action)
+        data = dict(form.fields)
+        if form.id == DEVICE_CONFIRM_FORM:
+            if not confirm:
+                data.pop("confirm", None)
+                data["abort"] = "yes"
+        elif form.id == DEVICE_INPUT_FORM:
+            # The empty code input page; shown again, with a message, after a wrong or spent code.
+            if code_entered or not user_code:
+                return DeviceOutcome("error", response)
+            data["user_code"] = user_code
+            code_entered = True
+        else:
+            code_entered = True  # verification_uri_complete: the page posts the code by itself
+        response = browser.post(action, data=data, allow_redirects=False, timeout=TIMEOUT)
+    raise OPDriverError(f"the device flow did not settle after {MAX_STEPS} steps (last: {response.url})")

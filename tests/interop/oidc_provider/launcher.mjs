@@ -20,7 +20,8 @@
 //                       "opaque"|"jwt", "accessTokenTTL"?}} for RFC 8707 resource indicators
 //   default_resource    resource URI used when a request names none (default: none)
 //   ttl                 {"AccessToken": s, "ClientCredentials": s, "IdToken": s, "RefreshToken": s,
-//                       "AuthorizationCode": s, "Session": s, "Grant": s, "Interaction": s}
+//                       "AuthorizationCode": s, "Session": s, "Grant": s, "Interaction": s,
+//                       "DeviceCode": s (device_code / user_code lifetime, default 600)}
 //   issue_refresh_token "offline_access" (default: only when the grant has offline_access, which
 //                       oidc-provider keeps only with prompt=consent) or "always" (whenever the client
 //                       may use the refresh_token grant)
@@ -32,6 +33,35 @@
 //   http_post_methods   true: also accept POST at the authorization and end-session endpoints (off by
 //                       default: oidc-provider then needs SameSite=None cookies, which it sets)
 //   admin_token         secret for the admin endpoints (default: random, printed in the ready line)
+//
+// Options for the features beyond the code flow (oidc-provider 9 has DPoP and PAR on by default,
+// private_key_jwt / client_secret_jwt are always accepted for clients registered with them):
+//   dpop                {"require_nonce": true | [route, ...], "allow_replay": false}: DPoP with server
+//                       nonces (features.dPoP.nonceSecret, random per launcher). Without this option
+//                       DPoP still works, but without nonces. require_nonce true makes every DPoP
+//                       proof need a nonce; a list limits that to the named oidc-provider routes
+//                       ("token", "userinfo", "pushed_authorization_request", "introspection",
+//                       "revocation", ...). A proof without the (current) nonce is answered
+//                       use_dpop_nonce with a DPoP-Nonce header: 400 at the token and PAR endpoints,
+//                       401 + WWW-Authenticate: DPoP error="use_dpop_nonce" at userinfo. With a
+//                       nonce secret every DPoP answer also carries a fresh DPoP-Nonce header.
+//   par                 {"required": true, "allow_unregistered_redirect_uris": false}: pushed
+//                       authorization requests (on by default) required of every client
+//                       (per client: metadata require_pushed_authorization_requests: true)
+//   device_flow         true | {"interval": s, "slow_down": true, "slow_down_increment": 5}: switches
+//                       features.deviceFlow on (clients need the grant type
+//                       urn:ietf:params:oauth:grant-type:device_code). oidc-provider itself sends no
+//                       `interval` and never answers slow_down; with "interval" the harness adds it
+//                       to the device authorization response, and with "slow_down" the harness
+//                       answers a poll of the same device_code sooner than the interval after the
+//                       previous one with 400 {"error": "slow_down"} and raises that code's interval
+//                       by slow_down_increment seconds (RFC 8628 §3.5). These two are emulated by the
+//                       harness, in front of oidc-provider's token endpoint.
+//   fetch_loopback      true: let oidc-provider fetch client URLs (jwks_uri) on 127.0.0.1 / localhost.
+//                       By default its SSRF protection drops connections to special-use addresses,
+//                       loopback included ("client JSON Web Key Set failed to be refreshed").
+//                       http:// jwks_uri are accepted either way (only https-only metadata such as
+//                       sector_identifier_uri is checked for the scheme).
 //
 // Errors the provider shows the user agent (a bad redirect_uri, an unknown client) are rendered as
 // JSON ({"error", "error_description"}) rather than HTML, so that tests can read them.
@@ -99,11 +129,21 @@ if (!['offline_access', 'always'].includes(issueRefreshTokenMode)) {
 }
 const adminToken = config.admin_token || crypto.randomBytes(24).toString('base64url');
 const cookieKeys = [crypto.randomBytes(32).toString('base64url')];
+// The same nonce secret for every swapped-in Provider, so nonces handed out before a swap stay valid.
+const dpopNonceSecret = crypto.randomBytes(32);
+const deviceFlow = config.device_flow === true ? {} : config.device_flow;
+if (deviceFlow !== undefined && deviceFlow !== false && (typeof deviceFlow !== 'object' || deviceFlow === null)) {
+  die('device_flow must be true or an object');
+}
 
 // -- storage shared by every Provider instance -------------------------------------------------
 // A plain Map with expiry, implementing oidc-provider's adapter interface. Each swapped-in
-// Provider gets adapters over the same maps, so nothing issued before a swap is lost.
+// Provider gets adapters over the same maps, so nothing issued before a swap is lost. Like
+// oidc-provider's own memory adapter, entries are kept EXPIRY_GRACE seconds past their expiry, so
+// that oidc-provider can tell expired from unknown (an expired device_code is expired_token, not
+// invalid_grant); it checks expiry itself when it reads them.
 
+const EXPIRY_GRACE = 15; // oidc-provider's default clockTolerance, as its memory adapter uses
 const store = new Map(); // "Model:id" -> {payload, expiresAt}
 const sessionUids = new Map(); // uid -> session id
 const userCodes = new Map(); // user code -> device code id
@@ -140,7 +180,7 @@ class SharedAdapter {
     const key = this.key(id);
     store.set(key, {
       payload,
-      expiresAt: typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : undefined,
+      expiresAt: typeof expiresIn === 'number' ? Date.now() + (expiresIn + EXPIRY_GRACE) * 1000 : undefined,
     });
     if (this.model === 'Session' && payload.uid) sessionUids.set(payload.uid, id);
     if (payload.userCode) userCodes.set(payload.userCode, id);
@@ -262,13 +302,37 @@ function buildConfiguration() {
       },
     },
   };
+  if (config.dpop) {
+    const requireNonce = config.dpop.require_nonce ?? false;
+    features.dPoP = {
+      enabled: true,
+      nonceSecret: dpopNonceSecret,
+      requireNonce: (ctx) => (Array.isArray(requireNonce) ? requireNonce.includes(ctx.oidc.route) : !!requireNonce),
+      allowReplay: config.dpop.allow_replay ?? false,
+    };
+  }
+  if (config.par) {
+    features.pushedAuthorizationRequests = {
+      enabled: true,
+      requirePushedAuthorizationRequests: config.par.required ?? false,
+      allowUnregisteredRedirectUris: config.par.allow_unregistered_redirect_uris ?? false,
+    };
+  }
+  if (deviceFlow) features.deviceFlow = { enabled: true };
   for (const [name, value] of Object.entries(config.features ?? {})) {
     features[name] = { ...features[name], ...enabled(value) };
   }
 
   const ttlOrDefault = (name, fallback) => (ttl[name] !== undefined ? ttl[name] : fallback);
 
+  const extra = {};
+  if (config.fetch_loopback) {
+    // Drop oidc-provider's SSRF-protected dispatcher (it refuses loopback addresses).
+    extra.fetch = (url, { dispatcher: _dispatcher, ...options }) => globalThis.fetch(url, options);
+  }
+
   return {
+    ...extra,
     adapter: SharedAdapter,
     clients: [...clients.values()],
     jwks: { keys: [...currentKeys, ...previousKeys] },
@@ -299,6 +363,7 @@ function buildConfiguration() {
       AuthorizationCode: ttlOrDefault('AuthorizationCode', 60),
       ClientCredentials: (_ctx, token) =>
         ttlOrDefault('ClientCredentials', token.resourceServer?.accessTokenTTL ?? 600),
+      DeviceCode: ttlOrDefault('DeviceCode', 600),
       IdToken: ttlOrDefault('IdToken', 3600),
       RefreshToken: ttlOrDefault('RefreshToken', 14 * 24 * 3600),
       Interaction: ttlOrDefault('Interaction', 3600),
@@ -318,9 +383,53 @@ function describe(error) {
   return error?.error_description ? `${error.message}: ${error.error_description}` : String(error?.message ?? error);
 }
 
+// -- device flow polling interval (emulated: oidc-provider has neither `interval` nor slow_down) ---
+
+const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+const devicePolls = new Map(); // device_code -> {last: ms, interval: s}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+async function slowDown(ctx, next) {
+  if (ctx.method !== 'POST' || ctx.path !== '/token' || !ctx.is('application/x-www-form-urlencoded')) {
+    return next();
+  }
+  // Read the body here and hand it on: oidc-provider then uses ctx.req.body (it warns once on stderr).
+  const body = await readBody(ctx.req);
+  ctx.req.body = body.toString('utf8');
+  const params = new URLSearchParams(ctx.req.body);
+  const deviceCode = params.get('device_code');
+  if (params.get('grant_type') !== DEVICE_CODE_GRANT || !deviceCode) return next();
+  const now = Date.now();
+  const poll = devicePolls.get(deviceCode);
+  if (poll && now - poll.last < poll.interval * 1000) {
+    poll.last = now;
+    poll.interval += deviceFlow.slow_down_increment ?? 5;
+    ctx.status = 400;
+    ctx.set('cache-control', 'no-store');
+    ctx.body = { error: 'slow_down', error_description: `polling too fast: wait at least ${poll.interval}s` };
+    return undefined;
+  }
+  devicePolls.set(deviceCode, { last: now, interval: poll?.interval ?? deviceFlow.interval ?? 5 });
+  return next();
+}
+
 async function swapProvider() {
   const provider = new Provider(issuer, buildConfiguration());
   provider.on('server_error', (_ctx, error) => console.error('oidc-provider server_error:', error));
+  if (deviceFlow?.interval !== undefined) {
+    provider.on('device_authorization.success', (_ctx, body) => {
+      body.interval = deviceFlow.interval;
+    });
+  }
+  if (deviceFlow?.slow_down) provider.use(slowDown);
   // oidc-provider checks static client metadata on first use: check it now, before swapping.
   for (const clientId of clients.keys()) await provider.Client.find(clientId);
   handler = provider.callback();
