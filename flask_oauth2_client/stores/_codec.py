@@ -33,9 +33,16 @@ class TokenCodec:
         """The token in *raw*, or ``None`` (logged, without the record) when it cannot be read."""
         if raw is None:
             return None
-        data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
-        if not data.lstrip().startswith(b"{"):
-            plain = None if self.cipher is None else self.cipher.decrypt(data)
+        data: str | bytes
+        if isinstance(raw, str):  # SQL: JSON text is parsed as it is, without a round trip to bytes
+            data = raw
+            clear = raw.lstrip().startswith("{")
+        else:
+            data = bytes(raw)
+            clear = data.lstrip().startswith(b"{")
+        if not clear:
+            encrypted = data.encode("utf-8") if isinstance(data, str) else data
+            plain = None if self.cipher is None else self.cipher.decrypt(encrypted)
             if plain is None:
                 log.warning(
                     "a stored %s token could not be decrypted (wrong key, or damaged); it is treated as absent",

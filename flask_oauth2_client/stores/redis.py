@@ -96,8 +96,12 @@ class RedisTokenStore(TokenStore):
         return f"{self.prefix}token:{provider}:{user_id}"
 
     def get(self, provider: str, user_id: str) -> Token | None:
-        with _errors("read a token"):
+        # One GET on the client's pooled connection: nothing else is sent (the expiry is Redis's
+        # own business). The hottest path of the store, so no context manager around it.
+        try:
             raw = self.client.get(self.key(provider, user_id))
+        except RedisError as exc:
+            raise _unavailable("read a token", exc) from None
         return self._codec.loads(raw, provider=provider)
 
     def set(self, provider: str, user_id: str, token: Token) -> None:
@@ -177,4 +181,8 @@ def _errors(action: str) -> Iterator[None]:
     try:
         yield
     except RedisError as exc:
-        raise StoreError(f"the token store (Redis) is unavailable: could not {action} ({type(exc).__name__})") from None
+        raise _unavailable(action, exc) from None
+
+
+def _unavailable(action: str, exc: Exception) -> StoreError:
+    return StoreError(f"the token store (Redis) is unavailable: could not {action} ({type(exc).__name__})")

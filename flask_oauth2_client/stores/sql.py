@@ -28,6 +28,20 @@ Built from a URL without ``connect_args`` in ``engine_options``, the engine give
 rather than after the operating system's TCP timeout. (SQLite waits up to 10 s for a busy
 database, through ``PRAGMA busy_timeout``.)
 
+Reads (:meth:`~SQLTokenStore.get`) take one round trip: a ``SELECT`` built once, on
+:attr:`~SQLTokenStore.read_engine`, in ``AUTOCOMMIT`` (no ``BEGIN``, no ``ROLLBACK`` when the
+connection goes back to the pool) and without a ping at check-out. A pooled connection found dead
+(the database restarted) is discarded with the rest of the pool, and the read is made once more on
+a new connection, so a restart of the database server fails no request. Writes and the refresh lock
+use :attr:`~SQLTokenStore.engine`, in transactions, with ``pool_pre_ping``: they are rare, and the
+ping is cheap next to them. Built from a URL, the two engines have a pool each (give
+``engine_options`` such as ``pool_size`` with that in mind); an in-memory SQLite database or an
+:class:`~sqlalchemy.engine.Engine` given as ``url`` is read through that engine's own pool. With
+PostgreSQL and SQLite from a URL, the ``SELECT`` goes to the driver's cursor on a pooled connection
+without SQLAlchemy's ``Connection`` and ``Result`` in between (they cost more than the round trip
+itself): the read engine's pool events apply, its ``before_cursor_execute`` events and ``echo``
+logging do not.
+
 The refresh lock works across processes: a PostgreSQL advisory lock, a file lock beside a SQLite
 database (one machine), and on other databases a lock per process only. An advisory lock that
 cannot be released (its connection failed) is never returned to the pool: the connection is
@@ -57,6 +71,7 @@ from .base import TokenStore
 
 try:
     import sqlalchemy as sa
+    from sqlalchemy.exc import DBAPIError
     from sqlalchemy.exc import IntegrityError
     from sqlalchemy.exc import ProgrammingError
     from sqlalchemy.exc import SQLAlchemyError
@@ -68,6 +83,7 @@ __all__ = ["CONNECT_TIMEOUT", "SQLTokenStore"]
 log = logging.getLogger("flask_oauth2_client")
 
 _POLL = 0.05  # seconds between attempts at a busy lock
+_RETRY_MESSAGE = "a pooled connection to the token database was dead; reading again"
 #: Seconds to wait for the database server when connecting (see the module docstring).
 CONNECT_TIMEOUT = 5
 #: The DB-API ``connect()`` argument that bounds connecting, per (backend, driver).
@@ -87,9 +103,18 @@ class SQLTokenStore(TokenStore):
     :param url: a SQLAlchemy database URL, or an :class:`~sqlalchemy.engine.Engine`.
     :param cipher: encrypts the ``token`` column.
     :param table: the table's name.
-    :param engine_options: passed to :func:`sqlalchemy.create_engine`. Without ``connect_args``
-        among them, PostgreSQL gets a connect timeout of :data:`CONNECT_TIMEOUT` seconds (unless
-        the URL sets ``connect_timeout``).
+    :param engine_options: passed to :func:`sqlalchemy.create_engine`, for both engines (the
+        read engine with ``pool_pre_ping=False`` and ``isolation_level="AUTOCOMMIT"`` on top).
+        Without ``connect_args`` among them, PostgreSQL gets a connect timeout of
+        :data:`CONNECT_TIMEOUT` seconds (unless the URL sets ``connect_timeout``).
+
+    .. attribute:: engine
+
+        Writes, table creation and the refresh lock (transactions, ``pool_pre_ping``).
+
+    .. attribute:: read_engine
+
+        Reads (``AUTOCOMMIT``, no ping; see the module docstring).
     """
 
     def __init__(
@@ -100,6 +125,7 @@ class SQLTokenStore(TokenStore):
         table: str = "oauth2_tokens",
         engine_options: dict[str, Any] | None = None,
     ) -> None:
+        read_options: dict[str, Any] | None = None
         if isinstance(url, sa.Engine):
             self.engine = url
         else:
@@ -113,6 +139,7 @@ class SQLTokenStore(TokenStore):
                 self.engine = sa.create_engine(parsed, **options)
             except (SQLAlchemyError, ImportError, ValueError) as exc:
                 raise ConfigurationError(f"OAUTH2_TOKEN_STORE_URL: cannot use this database URL ({exc})") from None
+            read_options = {**options, "pool_pre_ping": False, "isolation_level": "AUTOCOMMIT"}
         self._codec = TokenCodec(cipher)
         self._locks = KeyedLocks()
         self._created = False
@@ -127,10 +154,37 @@ class SQLTokenStore(TokenStore):
             sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
             sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         )
+        t = self.table
+        # Built once: each get only binds the two key values (and SQLAlchemy's compiled cache
+        # finds the compiled form of this very statement).
+        self._select = sa.select(t.c.token).where(
+            t.c.provider == sa.bindparam("provider"), t.c.user_id == sa.bindparam("user_id")
+        )
         self._dialect = self.engine.dialect.name
         self._lock_file = self._sqlite_lock_path()
+        self.read_engine = self._make_read_engine(read_options)
+        #: Reads go straight to the driver (see _read_driver): the read engine has a pool of its
+        #: own, in AUTOCOMMIT from the first connect, and a driver known to return text as is.
+        self._driver_reads = self.read_engine.pool is not self.engine.pool and self._dialect in ("postgresql", "sqlite")
+        self._driver_statement: tuple[str, tuple[str, ...]] | None = None
         if self._lock_file is not None:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            if self.read_engine.pool is not self.engine.pool:
+                sa.event.listen(self.read_engine, "connect", _sqlite_pragmas)
+
+    def _make_read_engine(self, options: dict[str, Any] | None) -> sa.Engine:
+        """The engine :meth:`get` reads with: AUTOCOMMIT (a single ``SELECT`` needs no
+        transaction, so no ``BEGIN`` and no ``ROLLBACK`` round trips) and no ping at check-out.
+
+        Built from a URL, it has a pool of its own, without ``pool_pre_ping`` (a dead pooled
+        connection is replaced by one retry, see :meth:`_read`). An in-memory SQLite database
+        (one per pool) and an :class:`~sqlalchemy.engine.Engine` given by the caller (whose
+        configuration cannot be copied: ``creator``, events...) share the main engine's pool,
+        with AUTOCOMMIT set per check-out."""
+        in_memory = self._dialect == "sqlite" and self._lock_file is None
+        if options is None or in_memory:
+            return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return sa.create_engine(self.engine.url, **options)
 
     @classmethod
     def from_config(cls, **options: Any) -> TokenStore:
@@ -188,12 +242,93 @@ class SQLTokenStore(TokenStore):
     # -- the TokenStore interface ---------------------------------------------------------------
 
     def get(self, provider: str, user_id: str) -> Token | None:
+        params = {"provider": _provider_key(provider), "user_id": _user_key(user_id)}
         self._ensure_table()
-        t = self.table
-        query = sa.select(t.c.token).where(t.c.provider == _provider_key(provider), t.c.user_id == _user_key(user_id))
-        with self._errors("read a token"), self.engine.connect() as conn:
-            raw = conn.execute(query).scalar_one_or_none()
+        raw = self._read_driver(params) if self._driver_reads else self._read(params)
         return self._codec.loads(raw, provider=provider)
+
+    def _read(self, params: dict[str, str]) -> str | bytes | None:
+        """The ``token`` column of one row, through a SQLAlchemy connection: one round trip,
+        outside any transaction.
+
+        A pooled connection that turns out dead (the database restarted, or closed it) fails
+        the ``SELECT`` with ``connection_invalidated``; SQLAlchemy then marks every connection
+        of the pool made before that moment as stale, and the read is tried once more, on a
+        fresh connection. A failure to connect is not retried (it would double the wait for a
+        database host that does not answer)."""
+        for attempt in (1, 2):
+            try:
+                conn = self.read_engine.connect()
+            except SQLAlchemyError as exc:
+                raise _unavailable("read a token", exc) from None
+            try:
+                with conn:
+                    value: str | bytes | None = conn.execute(self._select, params).scalar()
+                    return value
+            except DBAPIError as exc:
+                if attempt == 1 and exc.connection_invalidated:
+                    log.info(_RETRY_MESSAGE)
+                    continue
+                raise _unavailable("read a token", exc) from None
+            except SQLAlchemyError as exc:
+                raise _unavailable("read a token", exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_driver(self, params: dict[str, str]) -> str | bytes | None:
+        """:meth:`_read` on the DB-API connection of the read engine's pool, without
+        SQLAlchemy's connection and result objects in between: the same ``SELECT``, compiled
+        once, the same single round trip, and far less Python on the way to it. Used with
+        PostgreSQL and SQLite, whose drivers return the ``token`` text as it is.
+
+        Same failure handling: a dead pooled connection is discarded with every other idle one
+        of the pool (:meth:`~sqlalchemy.engine.Engine.dispose`, as SQLAlchemy itself does when
+        it sees a disconnect), and the read is tried once more on a new connection; a failure
+        to connect is not retried."""
+        engine = self.read_engine
+        dialect = engine.dialect
+        for attempt in (1, 2):
+            try:
+                conn = engine.raw_connection()
+            except (SQLAlchemyError, dialect.loaded_dbapi.Error) as exc:  # the driver's own, unwrapped
+                raise _unavailable("read a token", exc) from None
+            cursor = None
+            try:
+                statement, names = self._driver_statement or self._compile_driver_statement()
+                arguments: Any = tuple(params[name] for name in names) if names else params
+                cursor = conn.cursor()
+                try:
+                    cursor.execute(statement, arguments)
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+            except dialect.loaded_dbapi.Error as exc:
+                disconnected = dialect.is_disconnect(exc, conn.dbapi_connection, cursor)
+                if disconnected:
+                    conn.invalidate(exc)
+                conn.close()
+                if disconnected:
+                    engine.dispose()  # the other idle connections are as dead (a restart)
+                    if attempt == 1:
+                        log.info(_RETRY_MESSAGE)
+                        continue
+                raise _unavailable("read a token", exc) from None
+            except BaseException:
+                # Interrupted half way (or a bug): the connection's state is unknown.
+                conn.invalidate()
+                conn.close()
+                raise
+            conn.close()
+            value: str | bytes | None = None if row is None else row[0]
+            return value
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _compile_driver_statement(self) -> tuple[str, tuple[str, ...]]:
+        """The read's SQL for the driver, and the order of its parameters (empty for named
+        parameters). Compiled on first use, once the dialect knows the server."""
+        compiled = self._select.compile(dialect=self.read_engine.dialect)
+        names = tuple(compiled.positiontup or ()) if self.read_engine.dialect.positional else ()
+        self._driver_statement = (compiled.string, names)
+        return self._driver_statement
 
     def set(self, provider: str, user_id: str, token: Token) -> None:
         provider_key, user_key = _provider_key(provider), _user_key(user_id)
@@ -241,6 +376,8 @@ class SQLTokenStore(TokenStore):
                 yield
 
     def close(self) -> None:
+        if self.read_engine.pool is not self.engine.pool:
+            self.read_engine.dispose()
         self.engine.dispose()
 
     # -- plumbing -----------------------------------------------------------------------------------
@@ -327,10 +464,12 @@ def _provider_key(provider: str) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers go on while another process writes; wait for locks instead of failing."""
+    """WAL lets readers go on while another process writes; wait for locks instead of failing.
+    Run once per new connection (the pool keeps connections), never per request. The busy timeout
+    comes first, so that switching to WAL waits for a busy database too."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 
