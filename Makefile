@@ -50,3 +50,10 @@ test: lint typecheck pytest docs
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks side by side with Authlib and Flask-Dance (benchmarks/README.md); `make bench BENCH_ARGS=--quick`
+# for a run of under 2 minutes. Installs the bench-only dependency group first.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --group bench
+	$(BIN)/python -m benchmarks.compare $(BENCH_ARGS)
