@@ -79,3 +79,50 @@ def token(provider: str, scopes: str | None, show: bool) -> None:
     click.echo(f"scopes:     {' '.join(sorted(fetched.scopes)) or '(none)'}")
     if show:
         click.echo(f"token:      {fetched.access_token}")
+
+
+@oauth2_cli.command("device-login")
+@click.argument("provider")
+@click.option(
+    "--user-id",
+    default=None,
+    help="Store the token for this user id (as if they had signed in on the web). Default: the application's token.",
+)
+@click.option("--scope", "scopes", default=None, help="Scopes to ask for instead of the configured ones.")
+def device_login(provider: str, user_id: str | None, scopes: str | None) -> None:
+    """Sign in to PROVIDER with the device authorization grant (RFC 8628).
+
+    Shows a code and an address: open the address on any device with a browser, enter the code
+    and approve. Meanwhile this command polls the provider, then stores the token.
+    """
+    from .errors import OAuth2Error
+    from .extension import _state
+    from .token import parse_scope
+
+    state = _state()
+    if provider not in state.settings.providers:
+        raise click.UsageError(f"no provider named {provider!r}; see 'flask oauth2 providers'")
+    oauth = state.extension
+    chosen = parse_scope(scopes) or None
+    try:
+        started = oauth.device_authorization(provider, scopes=chosen)
+        click.echo(f"To sign in, open {started.verification_uri}")
+        click.echo(f"and enter the code: {started.user_code}")
+        if started.verification_uri_complete:
+            click.echo(f"(or open {started.verification_uri_complete} directly)")
+        click.echo(f"Waiting for your approval (the code expires in {int(started.expires_in // 60)} min)...")
+        fetched = oauth.device_token(provider, started, user_id=user_id, scopes=chosen)
+    except OAuth2Error as exc:
+        raise click.ClickException(_device_failure(exc)) from None
+    owner = f"user {user_id!r}" if user_id is not None else "the application"
+    expiry = "unknown" if fetched.expires_at is None else fetched.expires_at.isoformat(timespec="seconds")
+    click.echo(f"Signed in: token stored for {owner} (expires at {expiry}, scopes {' '.join(sorted(fetched.scopes))}).")
+
+
+def _device_failure(error: Exception) -> str:
+    code = getattr(error, "error", None)
+    if code == "access_denied":
+        return "The request was denied at the provider; nothing was stored."
+    if code == "expired_token":
+        return "The code expired before it was approved; run the command again."
+    return str(error)

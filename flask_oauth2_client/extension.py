@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import cast
 
 from flask import Flask
 from flask import current_app
+from flask import has_request_context
 from flask import jsonify
 from flask import redirect
 from flask import request
@@ -29,6 +31,9 @@ from .config import ProviderConfig
 from .config import Settings
 from .config import parse_settings
 from .crypto import TokenCipher
+from .device import DeviceAuthorization
+from .device import poll_device_token
+from .device import start_device_authorization
 from .errors import CallbackError
 from .errors import ConfigurationError
 from .errors import OAuth2Error
@@ -64,8 +69,16 @@ __all__ = ["OAuth2Client"]
 
 log = logging.getLogger("flask_oauth2_client")
 EXTENSION_KEY = "oauth2_client"
+#: The store's user id of the application's own token from the device authorization grant.
+DEVICE_APP_USER = "#app"
 #: Grants that sign the user in through the browser, with the login route.
 BROWSER_GRANTS = ("authorization_code", "implicit")
+#: Authorization request parameters the library sets itself (``authorize_redirect`` refuses them).
+RESERVED_PARAMS = frozenset(
+    {"state", "code_challenge", "code_challenge_method", "redirect_uri", "response_type", "client_id", "nonce"}
+)
+#: Flask's own ``ensure_sync``: a sync view needs no wrapping unless an app class overrides it.
+_FLASK_ENSURE_SYNC = Flask.ensure_sync
 F = TypeVar("F", bound=Callable[..., Any])
 UserIdLoader = Callable[[], "str | None"]
 
@@ -136,7 +149,7 @@ class OAuth2Client:
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("an OAuth2Client is already registered on this app")
-        settings = parse_settings(app.config)
+        settings = parse_settings(app.config, key_base=app.instance_path)
         cipher = TokenCipher(settings.encryption_keys) if settings.encryption_keys else None
         store = create_store(
             self._store if self._store is not None else settings.token_store,
@@ -253,10 +266,16 @@ class OAuth2Client:
         required = parse_scope(scopes)
 
         def decorator(view: F) -> F:
+            # Decided once: Flask's ensure_sync returns a sync view unchanged.
+            is_async = inspect.iscoroutinefunction(view)
+
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                kwargs["token"] = self._usable_token(provider, required)
-                return current_app.ensure_sync(view)(*args, **kwargs)
+                app = current_app._get_current_object()  # type: ignore[attr-defined]
+                kwargs["token"] = self._usable_token(provider, required, _state_of(app))
+                if is_async or type(app).ensure_sync is not _FLASK_ENSURE_SYNC:
+                    return app.ensure_sync(view)(*args, **kwargs)
+                return view(*args, **kwargs)
 
             return cast(F, wrapper)
 
@@ -371,6 +390,13 @@ class OAuth2Client:
             def source(stale: Token | None) -> Token:
                 return state.refresher.app_token(client, state.app_store, client.config.scopes, stale=stale)
 
+        elif client.config.grant_type == "device_code" and self._device_owner(state, provider) is None:
+
+            def source(stale: Token | None) -> Token:
+                if stale is None:
+                    return self._device_app_token(state, provider, ())
+                return self._refresh(state, provider, DEVICE_APP_USER, stale, force=True, store=state.app_store)
+
         else:
             user_id = self.current_user_id()
 
@@ -381,7 +407,71 @@ class OAuth2Client:
                     return self._user_token(state, provider, user_id, ())
                 return self._refresh(state, provider, user_id, stale, force=True)
 
-        return OAuth2Session(source, timeout=state.settings.http_timeout, adapter=state.api_adapters[provider])
+        return OAuth2Session(
+            source,
+            timeout=state.settings.http_timeout,
+            adapter=state.api_adapters[provider],
+            nonces=client.dpop_nonces,
+        )
+
+    # -- the device authorization grant (RFC 8628) --------------------------------------------------
+
+    def device_authorization(self, provider: str, scopes: str | Sequence[str] | None = None) -> DeviceAuthorization:
+        """Start a device authorization (RFC 8628 §3.1): the provider's codes for the user to
+        enter at its verification page. Show ``user_code`` and ``verification_uri`` to the user,
+        then call :meth:`device_token`. Needs an app context, not a request.
+
+        :raises TokenError: the provider refused (``invalid_client``, ``invalid_scope``...).
+        :raises ProviderError: the endpoint is missing, failed, or answered something unusable.
+        """
+        client = _state().client(provider)
+        return start_device_authorization(client, scopes=parse_scope(scopes) or None)
+
+    def device_token(
+        self,
+        provider: str,
+        authorization: DeviceAuthorization,
+        *,
+        user_id: str | None = None,
+        scopes: str | Sequence[str] | None = None,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> Token:
+        """Poll until the user approves *authorization* (RFC 8628 §3.4), then store the token
+        for *user_id* (as a web login would), or, without one, as the application's token for
+        *provider* (see :doc:`device-flow`), and return it.
+
+        :raises TokenError: ``access_denied``, ``expired_token``, or another refusal.
+        """
+        state = _state()
+        client = state.client(provider)
+        token = poll_device_token(client, authorization, scopes=parse_scope(scopes) or None, on_wait=on_wait)
+        token = client.validate_id_token(token, nonce=None)
+        store, owner = (state.store, user_id) if user_id is not None else (state.app_store, DEVICE_APP_USER)
+        store.set(provider, owner, token)
+        token_obtained.send(current_app._get_current_object(), provider=provider, user_id=user_id, token=token)  # type: ignore[attr-defined]
+        return token
+
+    def _device_owner(self, state: _AppState, provider: str) -> str | None:
+        """For a device_code provider: the current user's id when they have a token of their
+        own, else ``None`` (the application's token is used; also outside a request)."""
+        user_id = self.current_user_id() if has_request_context() else None
+        if user_id is None or state.store.get(provider, user_id) is None:
+            return None
+        return user_id
+
+    def _device_app_token(self, state: _AppState, provider: str, required: tuple[str, ...]) -> Token:
+        token = state.app_store.get(provider, DEVICE_APP_USER)
+        if token is None:
+            raise ReauthorizationRequired(
+                f"no token: run 'flask oauth2 device-login {provider}' first", provider=provider, scopes=required
+            )
+        if required and not token.scopes.issuperset(required):
+            raise ReauthorizationRequired(
+                "the token lacks a required scope", provider=provider, scopes=required, reason="insufficient_scope"
+            )
+        if state.refresher.needs_refresh(token):
+            token = self._refresh(state, provider, DEVICE_APP_USER, token, force=False, store=state.app_store)
+        return token
 
     # -- starting a login -------------------------------------------------------------------------
 
@@ -405,17 +495,8 @@ class OAuth2Client:
             )
         implicit = cfg.grant_type == "implicit"
         extra_scopes = parse_scope(params.pop("scope", None))
-        reserved = {
-            "state",
-            "code_challenge",
-            "code_challenge_method",
-            "redirect_uri",
-            "response_type",
-            "client_id",
-            "nonce",
-        }
         for key in params:
-            if key in reserved:
+            if key in RESERVED_PARAMS:
                 raise ValueError(f"{key!r} is set by the library and cannot be passed to authorize_redirect")
         scopes = tuple(dict.fromkeys(cfg.scopes + extra_scopes))
         started = pending.begin(
@@ -448,6 +529,8 @@ class OAuth2Client:
         if client.config.grant_type == "client_credentials":
             return state.app_store, (app_token_key(provider), app_token_owner(client.config.scopes)), None
         user_id = self.current_user_id()
+        if client.config.grant_type == "device_code" and self._device_owner(state, provider) is None:
+            return state.app_store, (provider, DEVICE_APP_USER), None
         return state.store, None if user_id is None else (provider, user_id), user_id
 
     def _client_for(self, state: _AppState, provider: str, grant_type: str) -> ProviderClient:
@@ -459,12 +542,15 @@ class OAuth2Client:
             )
         return client
 
-    def _usable_token(self, provider: str, required: tuple[str, ...]) -> Token:
-        state = _state()
+    def _usable_token(self, provider: str, required: tuple[str, ...], state: _AppState | None = None) -> Token:
+        if state is None:
+            state = _state()
         client = state.client(provider)
         if client.config.grant_type == "client_credentials":
             return state.refresher.app_token(client, state.app_store, required or client.config.scopes)
         user_id = self.current_user_id()
+        if client.config.grant_type == "device_code" and self._device_owner(state, provider) is None:
+            return self._device_app_token(state, provider, required)
         if user_id is None:
             raise ReauthorizationRequired("sign-in with the provider is required", provider=provider, scopes=required)
         return self._user_token(state, provider, user_id, required)
@@ -473,7 +559,7 @@ class OAuth2Client:
         token = state.store.get(provider, user_id)
         if token is None:
             raise ReauthorizationRequired("sign-in with the provider is required", provider=provider, scopes=required)
-        if required and not token.has_scopes(required):
+        if required and not token.scopes.issuperset(required):  # *required* is parsed already
             raise ReauthorizationRequired(
                 "the token lacks a required scope", provider=provider, scopes=required, reason="insufficient_scope"
             )
@@ -481,7 +567,16 @@ class OAuth2Client:
             token = self._refresh(state, provider, user_id, token, force=False)
         return token
 
-    def _refresh(self, state: _AppState, provider: str, user_id: str, token: Token, *, force: bool) -> Token:
+    def _refresh(
+        self,
+        state: _AppState,
+        provider: str,
+        user_id: str,
+        token: Token,
+        *,
+        force: bool,
+        store: TokenStore | None = None,
+    ) -> Token:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
 
         def announce(fresh: Token) -> None:
@@ -489,7 +584,7 @@ class OAuth2Client:
 
         try:
             return state.refresher.refresh(
-                state.client(provider), state.store, user_id, token, force=force, on_refreshed=announce
+                state.client(provider), store or state.store, user_id, token, force=force, on_refreshed=announce
             )
         except ProviderError as exc:
             if not force and not isinstance(exc, TokenError) and not token.is_expired():
@@ -514,8 +609,12 @@ def _scrub(error: OAuth2Error, secret: str) -> None:
 
 
 def _state() -> _AppState:
+    return _state_of(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def _state_of(app: Flask) -> _AppState:
     try:
-        return cast(_AppState, current_app.extensions[EXTENSION_KEY])
+        return cast(_AppState, app.extensions[EXTENSION_KEY])
     except KeyError:
         raise RuntimeError("OAuth2Client.init_app(app) was not called for this app") from None
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 __all__ = ["safe_next"]
+
+#: Control characters (C0 and DEL) and backslashes: never in a ``next`` that is kept.
+_REFUSED_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 def safe_next(value: object, default: str) -> str:
@@ -17,7 +21,7 @@ def safe_next(value: object, default: str) -> str:
     """
     if not isinstance(value, str) or not value:
         return default
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value) or "\\" in value:
+    if _REFUSED_CHARS.search(value):
         return default
     if not value.startswith("/") or value.startswith("//"):
         return default

@@ -9,6 +9,7 @@ token a second time, which providers that rotate refresh tokens treat as theft.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -261,11 +262,13 @@ class Refresher:
                 del self._outcomes[oldest_key]
 
 
+@functools.lru_cache(maxsize=256)
 def app_token_key(provider: str) -> str:
     """The store's provider key of the application's own tokens for *provider*."""
     return f"{provider}#app"
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request of a client_credentials provider
 def app_token_owner(scopes: tuple[str, ...]) -> str:
     """The store's user id of the application's token for *scopes*: the sorted scopes, or a hash
     of them when they would not fit a store's key column."""

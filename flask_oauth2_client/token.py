@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import re
+import time
 from collections.abc import Iterable
 from collections.abc import Mapping
 from datetime import datetime
@@ -20,6 +21,15 @@ from .keys import ClientKey
 __all__ = ["Token", "format_scope", "parse_scope"]
 
 _SCOPE_SPLIT = re.compile(r"[\s,]+")
+#: The frozen form of every empty ``claims`` / ``extra``: most tokens have none, and a token is
+#: built on every request by the stores that deserialise (one shared proxy instead of two copies).
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    if mapping is _EMPTY or (type(mapping) is dict and not mapping):
+        return _EMPTY
+    return MappingProxyType(dict(mapping))
 
 
 def parse_scope(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -78,11 +88,24 @@ class Token:
             if moment is not None and moment.tzinfo is None:
                 raise ValueError("Token.expires_at and Token.issued_at must be aware datetimes")
         # Freeze the mappings so the token is immutable all the way down.
-        object.__setattr__(self, "claims", MappingProxyType(dict(self.claims)))
-        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
-        object.__setattr__(self, "scopes", frozenset(self.scopes))
+        setattr_ = object.__setattr__
+        setattr_(self, "claims", _frozen(self.claims))
+        setattr_(self, "extra", _frozen(self.extra))
+        setattr_(self, "scopes", frozenset(self.scopes))
         if self.dpop_jwk is not None:
-            object.__setattr__(self, "dpop_jwk", MappingProxyType(dict(self.dpop_jwk)))
+            setattr_(self, "dpop_jwk", MappingProxyType(dict(self.dpop_jwk)))
+        self._derive()
+
+    def _derive(self) -> None:
+        """Compute once what every request's expiry check needs (not fields: neither compared
+        nor serialised): the expiry as a POSIX timestamp and the lifetime in seconds."""
+        expires_at = self.expires_at
+        setattr_ = object.__setattr__
+        setattr_(self, "_expires_ts", None if expires_at is None else expires_at.timestamp())
+        lifetime = None
+        if expires_at is not None and self.issued_at is not None:
+            lifetime = (expires_at - self.issued_at).total_seconds()
+        setattr_(self, "_lifetime", lifetime)
 
     @classmethod
     def from_response(
@@ -117,9 +140,12 @@ class Token:
     def is_expired(self, leeway: float = 0, *, now: datetime | None = None) -> bool:
         """``True`` when the token expires within *leeway* seconds from now. A token whose
         lifetime is unknown never counts as expired."""
-        if self.expires_at is None:
+        expires_ts: float | None = self._expires_ts  # type: ignore[attr-defined]
+        if expires_ts is None:
             return False
-        return (now or _utcnow()) >= self.expires_at - timedelta(seconds=leeway)
+        if now is None:
+            return time.time() >= expires_ts - leeway
+        return now >= self.expires_at - timedelta(seconds=leeway)  # type: ignore[operator]
 
     @property
     def expires_in(self) -> float | None:
@@ -131,9 +157,7 @@ class Token:
     @property
     def lifetime(self) -> float | None:
         """Seconds between receipt and expiry, when both are known."""
-        if self.expires_at is None or self.issued_at is None:
-            return None
-        return (self.expires_at - self.issued_at).total_seconds()
+        return self._lifetime  # type: ignore[attr-defined,no-any-return]
 
     def has_scopes(self, scopes: str | Iterable[str]) -> bool:
         """``True`` when every scope in *scopes* (a list, or a comma/space-separated string) was
@@ -210,18 +234,27 @@ class Token:
                 raise TypeError("access_token")
             expires_at = data.get("expires_at")
             issued_at = data.get("issued_at")
-            return cls(
-                access_token=access_token,
-                token_type=str(data.get("token_type", "Bearer")),
-                expires_at=None if expires_at is None else datetime.fromtimestamp(float(expires_at), tz=timezone.utc),
-                refresh_token=data.get("refresh_token"),
-                scopes=frozenset(data.get("scopes", ())),
-                id_token=data.get("id_token"),
-                claims=data.get("claims", {}),
-                extra=data.get("extra", {}),
-                issued_at=None if issued_at is None else datetime.fromtimestamp(float(issued_at), tz=timezone.utc),
-                dpop_jwk=data.get("dpop_jwk"),
-            )
+            utc = timezone.utc
+            fields = {
+                "access_token": access_token,
+                "token_type": str(data.get("token_type", "Bearer")),
+                "expires_at": None if expires_at is None else datetime.fromtimestamp(float(expires_at), tz=utc),
+                "refresh_token": data.get("refresh_token"),
+                "scopes": frozenset(data.get("scopes", ())),
+                "id_token": data.get("id_token"),
+                "claims": data.get("claims", _EMPTY),
+                "extra": data.get("extra", _EMPTY),
+                "issued_at": None if issued_at is None else datetime.fromtimestamp(float(issued_at), tz=utc),
+                "dpop_jwk": data.get("dpop_jwk"),
+            }
+            if cls is not Token:
+                return cls(**fields)
+            # The stores that deserialise do this on every request: the same object as
+            # Token(**fields), without the generated __init__ setting each field in turn.
+            token = object.__new__(Token)
+            token.__dict__.update(fields)
+            token.__post_init__()
+            return token
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError("not a serialised Token") from exc
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint
 from flask import abort
 from flask import current_app
+from flask import jsonify
 from flask import redirect
 from flask import request
 from flask import session
@@ -64,6 +65,18 @@ def _security_headers(response: Response) -> Response:
 def _known(state: _AppState, provider: str) -> None:
     if provider not in state.settings.providers:
         abort(404)
+
+
+@blueprint.get("/<provider>/jwks")
+def jwks(provider: str) -> Response:
+    """The public keys of the provider's ``client_keys`` (``private_key_jwt``) as a JWK Set, for
+    the provider to fetch (register this URL as the client's ``jwks_uri``); 404 without keys."""
+    state = _state()
+    _known(state, provider)
+    keys = state.provider(provider).client_keys
+    if not keys:
+        abort(404)
+    return jsonify({"keys": [key.public_jwk() for key in keys]})  # no-store (as every answer here)
 
 
 @blueprint.get("/<provider>/login")
