@@ -4,6 +4,8 @@ configured. One place, so that no store writes a token in clear by mistake."""
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 
 from ..crypto import TokenCipher
 from ..token import Token
@@ -18,10 +20,20 @@ class TokenCodec:
 
     Records written without encryption stay readable after keys are configured (they are
     encrypted on their next write); a record that no key decrypts counts as absent.
+
+    Decoding (Fernet, then JSON) is the costliest part of a read that is not I/O, and every
+    protected request reads the same record again and again: the last :data:`CACHE_SIZE` records
+    read are kept decoded, keyed by the stored text itself, so a record that changes is decoded
+    anew and a token can never be served for a record it did not come from.
     """
+
+    #: Decoded records kept per store.
+    CACHE_SIZE = 1024
 
     def __init__(self, cipher: TokenCipher | None) -> None:
         self.cipher = cipher
+        self._decoded: OrderedDict[str | bytes, Token] = OrderedDict()
+        self._guard = threading.Lock()
 
     def dumps(self, token: Token) -> str:
         text = token.to_json()
@@ -33,6 +45,20 @@ class TokenCodec:
         """The token in *raw*, or ``None`` (logged, without the record) when it cannot be read."""
         if raw is None:
             return None
+        if not isinstance(raw, str):
+            raw = bytes(raw)
+        cached = self._decoded.get(raw)
+        if cached is not None:
+            return cached
+        token = self._decode(raw, provider)
+        if token is not None:
+            with self._guard:
+                self._decoded[raw] = token
+                if len(self._decoded) > self.CACHE_SIZE:
+                    self._decoded.popitem(last=False)
+        return token
+
+    def _decode(self, raw: str | bytes, provider: str) -> Token | None:
         data: str | bytes
         if isinstance(raw, str):  # SQL: JSON text is parsed as it is, without a round trip to bytes
             data = raw

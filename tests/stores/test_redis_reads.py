@@ -64,3 +64,17 @@ def test_an_encrypted_read_is_one_get_too(redis_url: str, redis_prefix: str) -> 
     finally:
         store.delete("demo", "u1")
         store.close()
+
+
+def test_a_record_read_again_is_not_decoded_again(redis_store):
+    from flask_oauth2_client import Token
+
+    codec = redis_store._codec
+    redis_store.set("p", "u", Token(access_token="first"))
+    first = redis_store.get("p", "u")
+    assert redis_store.get("p", "u") is first  # same stored text: the decoded token is reused
+    redis_store.set("p", "u", Token(access_token="second"))
+    second = redis_store.get("p", "u")
+    assert second is not None
+    assert second.access_token == "second"  # another record: decoded anew
+    assert len(codec._decoded) <= codec.CACHE_SIZE
