@@ -118,7 +118,7 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "OAUTH2_REFRESH_LOCK_TIMEOUT": 30,
     "OAUTH2_HTTP_TIMEOUT": 10,
     "OAUTH2_STATE_TTL": 600,
-    "OAUTH2_MAX_PENDING_LOGINS": 5,
+    "OAUTH2_MAX_PENDING_LOGINS": 20,
     "OAUTH2_DEFAULT_NEXT": "/",
     "OAUTH2_ALLOW_INSECURE_TRANSPORT": False,
     "OAUTH2_METADATA_TTL": 3600,
@@ -196,7 +196,7 @@ class Settings:
     refresh_lock_timeout: float = 30
     http_timeout: float = 10
     state_ttl: int = 600
-    max_pending_logins: int = 5
+    max_pending_logins: int = 20
     default_next: str = "/"
     allow_insecure_transport: bool = False
     metadata_ttl: float = 3600

@@ -15,6 +15,7 @@ from typing import cast
 
 from flask import Flask
 from flask import current_app
+from flask import g
 from flask import has_request_context
 from flask import jsonify
 from flask import redirect
@@ -308,6 +309,8 @@ class OAuth2Client:
         token = None if where is None else store.get(*where)
         if where is None or token is None:
             return None
+        if user_id is not None:
+            _forget_for_request(provider, user_id)
         try:
             if client.endpoints().revocation_url is not None:
                 if token.refresh_token:
@@ -370,6 +373,7 @@ class OAuth2Client:
             raise
         user_id = self._owner_of_new_token(state)
         state.store.set(provider, user_id, token)
+        _remember_for_request(provider, user_id, token)
         token_obtained.send(current_app._get_current_object(), provider=provider, user_id=user_id, token=token)  # type: ignore[attr-defined]
         return token
 
@@ -404,8 +408,14 @@ class OAuth2Client:
                 if user_id is None:
                     raise ReauthorizationRequired("sign-in with the provider is required", provider=provider)
                 if stale is None:
+                    # The token the view's decorator just read: no second store lookup per call.
+                    known = _recalled_for_request(provider, user_id)
+                    if known is not None and not state.refresher.needs_refresh(known):
+                        return known
                     return self._user_token(state, provider, user_id, ())
-                return self._refresh(state, provider, user_id, stale, force=True)
+                fresh = self._refresh(state, provider, user_id, stale, force=True)
+                _remember_for_request(provider, user_id, fresh)
+                return fresh
 
         return OAuth2Session(
             source,
@@ -565,6 +575,7 @@ class OAuth2Client:
             )
         if state.refresher.needs_refresh(token):
             token = self._refresh(state, provider, user_id, token, force=False)
+        _remember_for_request(provider, user_id, token)
         return token
 
     def _refresh(
@@ -606,6 +617,29 @@ def _scrub(error: OAuth2Error, secret: str) -> None:
         value = getattr(error, attribute, None)
         if isinstance(value, str):
             setattr(error, attribute, value.replace(secret, "***"))
+
+
+_REQUEST_TOKENS = "_oauth2_client_tokens"
+
+
+def _remember_for_request(provider: str, user_id: str, token: Token) -> None:
+    """Keep the current user's token for the rest of the request (``flask.g``)."""
+    memo = g.get(_REQUEST_TOKENS)
+    if memo is None:
+        memo = {}
+        setattr(g, _REQUEST_TOKENS, memo)
+    memo[(provider, user_id)] = token
+
+
+def _recalled_for_request(provider: str, user_id: str) -> Token | None:
+    memo = g.get(_REQUEST_TOKENS)
+    return None if memo is None else memo.get((provider, user_id))
+
+
+def _forget_for_request(provider: str, user_id: str) -> None:
+    memo = g.get(_REQUEST_TOKENS)
+    if memo is not None:
+        memo.pop((provider, user_id), None)
 
 
 def _state() -> _AppState:
