@@ -622,24 +622,26 @@ def _scrub(error: OAuth2Error, secret: str) -> None:
 _REQUEST_TOKENS = "_oauth2_client_tokens"
 
 
-def _remember_for_request(provider: str, user_id: str, token: Token) -> None:
-    """Keep the current user's token for the rest of the request (``flask.g``)."""
-    memo = g.get(_REQUEST_TOKENS)
+def _request_memo() -> dict[tuple[str, str], Token]:
+    """The current request's remembered tokens (in ``flask.g``, one proxy lookup)."""
+    namespace = g._get_current_object().__dict__
+    memo = namespace.get(_REQUEST_TOKENS)
     if memo is None:
-        memo = {}
-        setattr(g, _REQUEST_TOKENS, memo)
-    memo[(provider, user_id)] = token
+        memo = namespace[_REQUEST_TOKENS] = {}
+    return cast(dict[tuple[str, str], Token], memo)
+
+
+def _remember_for_request(provider: str, user_id: str, token: Token) -> None:
+    """Keep the current user's token for the rest of the request."""
+    _request_memo()[(provider, user_id)] = token
 
 
 def _recalled_for_request(provider: str, user_id: str) -> Token | None:
-    memo = g.get(_REQUEST_TOKENS)
-    return None if memo is None else memo.get((provider, user_id))
+    return _request_memo().get((provider, user_id))
 
 
 def _forget_for_request(provider: str, user_id: str) -> None:
-    memo = g.get(_REQUEST_TOKENS)
-    if memo is not None:
-        memo.pop((provider, user_id), None)
+    _request_memo().pop((provider, user_id), None)
 
 
 def _state() -> _AppState:

@@ -40,6 +40,12 @@ def _derived_cipher(secret: str | bytes) -> TokenCipher:
     return TokenCipher([derive_key(secret)])
 
 
+@functools.lru_cache(maxsize=8)
+def _codec(cipher: TokenCipher | None) -> TokenCodec:
+    """One codec per cipher, so that its cache of decoded records serves every request."""
+    return TokenCodec(cipher)
+
+
 class SessionTokenStore(TokenStore):
     """Tokens in ``session["_oauth2"]["t"]``. Works only during a request.
 
@@ -71,10 +77,10 @@ class SessionTokenStore(TokenStore):
         entry = _session.peek().get("t", {}).get(provider)
         if not isinstance(entry, list) or len(entry) != 2 or entry[0] != user_id or not isinstance(entry[1], str):
             return None
-        return TokenCodec(self._cipher_for_app()).loads(entry[1], provider=provider)
+        return _codec(self._cipher_for_app()).loads(entry[1], provider=provider)
 
     def set(self, provider: str, user_id: str, token: Token) -> None:
-        payload = TokenCodec(self._cipher_for_app()).dumps(token)
+        payload = _codec(self._cipher_for_app()).dumps(token)
         data = _session.bucket()
         tokens = data.get("t")
         if not isinstance(tokens, dict):
