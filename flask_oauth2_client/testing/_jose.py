@@ -25,19 +25,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import get_default_algorithms
 
-#: Asymmetric JWS algorithms :class:`~.FakeProvider` accepts (client assertions and DPoP proofs).
-ASYMMETRIC_ALGORITHMS: Final = (
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "PS384",
-    "PS512",
-    "ES256",
-    "ES384",
-    "ES512",
-    "EdDSA",
-)
+from ..discovery import ASYMMETRIC_ALGORITHMS as ASYMMETRIC_JWS_ALGORITHMS
+
+#: Asymmetric JWS algorithms :class:`~.FakeProvider` accepts (client assertions and DPoP proofs):
+#: the same list the client accepts for ID tokens.
+ASYMMETRIC_ALGORITHMS: Final = ASYMMETRIC_JWS_ALGORITHMS
 #: Symmetric JWS algorithms (``client_secret_jwt`` only).
 HMAC_ALGORITHMS: Final = ("HS256", "HS384", "HS512")
 

@@ -10,7 +10,6 @@ guarded by a lock; the HTTP views live in :mod:`._views`.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import get_default_algorithms
 from jwt.utils import to_base64url_uint
 
+from ._jose import b64url
 from ._jose import check_public_jwks
 from ._server import ServerThread
 
@@ -420,8 +420,8 @@ class SigningKey:
             jwk = {
                 "kty": "EC",
                 "crv": "P-256",
-                "x": _b64url(point.x.to_bytes(size, "big")),
-                "y": _b64url(point.y.to_bytes(size, "big")),
+                "x": b64url(point.x.to_bytes(size, "big")),
+                "y": b64url(point.y.to_bytes(size, "big")),
             }
         return {**jwk, "kid": self.kid, "use": "sig", "alg": self.alg}
 
@@ -1694,18 +1694,14 @@ def token_hash(value: str, alg: str) -> str:
     hash of ``value`` (the hash of ``alg``, SHA-256 by default), base64url-encoded."""
     digest = {"384": hashlib.sha384, "512": hashlib.sha512}.get(alg[-3:], hashlib.sha256)
     full = digest(value.encode("ascii")).digest()
-    return _b64url(full[: len(full) // 2])
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return b64url(full[: len(full) // 2])
 
 
 def _encode_jws(header: Mapping[str, Any], claims: Mapping[str, Any], sign: Callable[[bytes], bytes]) -> str:
     """A compact JWS: ``header.payload.signature``, each part base64url-encoded JSON/bytes."""
-    parts = [_b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)]
+    parts = [b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)]
     signing_input = ".".join(parts)
-    return f"{signing_input}.{_b64url(sign(signing_input.encode('ascii')))}"
+    return f"{signing_input}.{b64url(sign(signing_input.encode('ascii')))}"
 
 
 def _merged(base: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
